@@ -1,0 +1,211 @@
+"""params.yaml: loading and validation before any compute.
+
+A mistake in params.yaml should cost one line of output, not an hour of training: every stage
+validates the whole file first, and an unknown name, a wrong type or an out-of-range value
+stops it with a message naming the key, the bad value and what is allowed.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """params.yaml is invalid; the message is one line per problem."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Strict):
+    mirrors: list[str] = Field(default_factory=list)
+    offline: bool = False
+    imagenet_dir: str | None = None
+
+
+class ModelParams(Strict):
+    k: int = Field(50, ge=1, le=1000, description="neighbours per node in the kNN graphs")
+
+
+class Profile(Strict):
+    max_samples: int | None = Field(None, ge=10)
+    seeds: list[int] = Field(min_length=1)
+    max_epochs: int | None = Field(None, ge=1)
+    subsample_seed: int = 0
+    reports: str = Field(description="folder of this profile's metrics, tables and figures")
+
+
+EmbeddingBackend = Literal["raw", "pca", "umap", "dinov2", "vgg16"]
+
+
+class EmbeddingStep(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    backend: EmbeddingBackend
+
+
+class View(Strict):
+    dataset: str
+    embedding: str
+    profile: str
+    min_k: int = Field(0, ge=0)
+
+
+class Run(Strict):
+    method: str
+    view: str
+    graph: str
+    profile: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class BaselineRun(Strict):
+    method: str
+    view: str
+    profile: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class Params(Strict):
+    data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
+    profiles: dict[str, Profile]
+    datasets: list[str]
+    embeddings: dict[str, list[EmbeddingStep]]
+    views: dict[str, View]
+    methods: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    train: dict[str, Run] = Field(default_factory=dict)
+    baselines: dict[str, BaselineRun] = Field(default_factory=dict)
+
+    @field_validator("embeddings")
+    @classmethod
+    def _non_empty_steps(cls, value: dict[str, list[EmbeddingStep]]):
+        for name, steps in value.items():
+            if not steps:
+                raise ValueError(f"embedding {name!r} has no steps")
+        return value
+
+
+def _choice(kind: str, value: str, allowed) -> str:
+    allowed = sorted(allowed)
+    close = difflib.get_close_matches(value, allowed, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {kind} {value!r}{hint}; allowed: {', '.join(allowed)}"
+
+
+def _cross_check(p: Params) -> list[str]:
+    """References between blocks: every name must point at something defined."""
+    from .baselines import BASELINES, load_baseline
+    from .datasets import REGISTRY
+    from .methods import METHODS, load_method
+
+    errors = []
+    for name in p.datasets:
+        if name not in REGISTRY:
+            errors.append(f"datasets: {_choice('dataset', name, REGISTRY)}")
+    for key, view in p.views.items():
+        where = f"views.{key}"
+        if view.dataset not in p.datasets:
+            errors.append(f"{where}.dataset: {view.dataset!r} is not listed under datasets"
+                          + ("" if view.dataset in REGISTRY else f" ({_choice('dataset', view.dataset, REGISTRY)})"))
+        if view.embedding not in p.embeddings:
+            errors.append(f"{where}.embedding: {_choice('embedding', view.embedding, p.embeddings)}")
+        if view.profile not in p.profiles:
+            errors.append(f"{where}.profile: {_choice('profile', view.profile, p.profiles)}")
+    for block, runs, registry in (("train", p.train, METHODS), ("baselines", p.baselines, BASELINES)):
+        for key, run in runs.items():
+            where = f"{block}.{key}"
+            if run.method not in registry:
+                errors.append(f"{where}.method: {_choice('method', run.method, registry)}")
+            views = [("view", run.view)] + ([("graph", run.graph)] if isinstance(run, Run) else [])
+            for field, view in views:
+                if view not in p.views:
+                    errors.append(f"{where}.{field}: {_choice('view', view, p.views)}")
+                elif p.views[view].profile != run.profile:
+                    errors.append(f"{where}.{field}: view {view!r} belongs to profile "
+                                  f"{p.views[view].profile!r}, the run to {run.profile!r}")
+            if run.profile not in p.profiles:
+                errors.append(f"{where}.profile: {_choice('profile', run.profile, p.profiles)}")
+    clash = set(p.train) & set(p.baselines)
+    if clash:
+        errors.append(f"train and baselines share run names {sorted(clash)}: outputs would collide")
+    for key, raw in p.methods.items():
+        if key not in METHODS and key not in BASELINES:
+            errors.append(f"methods: {_choice('method', key, set(METHODS) | set(BASELINES))}")
+            continue
+        impl = load_method(key) if key in METHODS else load_baseline(key)
+        for run_block in (p.train, p.baselines):
+            for run_key, run in run_block.items():
+                if run.method == key:
+                    try:
+                        impl.Config(**{**raw, **run.overrides})
+                    except ValidationError as exc:
+                        errors += [f"methods.{key} (as used by {run_key}): {m}" for m in _messages(exc)]
+    return errors
+
+
+def _messages(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        out.append(f"{loc}: {err['msg']}{shown}")
+    return out
+
+
+def load(path: str | Path = PARAMS_FILE, check_references: bool = True) -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path} not found: run from the repository root")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    try:
+        params = Params(**raw)
+    except ValidationError as exc:
+        raise ParamsError(f"{path}: " + f"\n{path}: ".join(_messages(exc))) from None
+    if check_references:
+        errors = _cross_check(params)
+        if errors:
+            raise ParamsError(f"{path}: " + f"\n{path}: ".join(errors))
+    return params
+
+
+def method_config(params: Params, block: str, run_name: str):
+    """The validated config object of one run: methods.<m> with the run's overrides applied,
+    and the profile's epoch cap applied where the method has epochs."""
+    from .baselines import load_baseline
+    from .methods import load_method
+
+    run = getattr(params, block)[run_name]
+    impl = load_method(run.method) if block == "train" else load_baseline(run.method)
+    values = {**params.methods.get(run.method, {}), **run.overrides}
+    profile = params.profiles[run.profile]
+    config = impl.Config(**values)
+    if profile.max_epochs is not None and hasattr(config, "epochs"):
+        config = config.model_copy(update={"epochs": min(config.epochs, profile.max_epochs)})
+    return impl, config
+
+
+def main_guard(fn):
+    """Run a stage entry point; print a ParamsError/DatasetError as one clean message."""
+    import sys
+
+    from .datasets import DatasetError
+
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ParamsError, DatasetError, MemoryError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

@@ -1,0 +1,142 @@
+"""kNN graphs (faiss) and the edge weightings the papers build on them.
+
+The knn stage stores, per view, each point's k nearest neighbours (self excluded) and their
+Euclidean distances. Weightings are pure functions of those arrays, so a method can derive
+ConstellationNet's inverse-distance edges, a heat kernel, or LNSCC's locally normalised
+softmax from the same cached graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import io
+
+
+@dataclass
+class KnnGraph:
+    indices: np.ndarray  # (N, k) int64, neighbours sorted by distance, self excluded
+    distances: np.ndarray  # (N, k) float32 Euclidean distances
+
+    @property
+    def n(self) -> int:
+        return self.indices.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.indices.shape[1]
+
+    def truncate(self, k: int) -> "KnnGraph":
+        """The k-NN graph for a smaller k: exact neighbour lists are prefixes of each other."""
+        if k > self.k:
+            raise ValueError(f"graph has k={self.k} neighbours per node, {k} were asked for: "
+                             f"raise model.k in params.yaml to at least {k}")
+        return KnnGraph(self.indices[:, :k], self.distances[:, :k])
+
+    def save(self, path) -> None:
+        io.write_npz(path, indices=self.indices, distances=self.distances)
+
+    @classmethod
+    def load(cls, path) -> "KnnGraph":
+        d = io.read_npz(path)
+        return cls(d["indices"], d["distances"])
+
+
+def faiss_gpu_available() -> bool:
+    try:
+        import faiss
+    except ImportError:
+        return False
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def knn(x: np.ndarray, k: int, queries: np.ndarray | None = None, use_gpu: bool | None = None,
+        batch_size: int = 16384) -> KnnGraph:
+    """Exact Euclidean k nearest neighbours with faiss.
+
+    Without ``queries``, neighbours of every row of ``x`` among the other rows (self excluded,
+    also when duplicates exist). With ``queries``, neighbours of each query among ``x``.
+    """
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, d = x.shape
+    self_search = queries is None
+    q = x if self_search else np.ascontiguousarray(queries, dtype=np.float32)
+    want = k + 1 if self_search else k
+    if want > n:
+        raise ValueError(f"k={k} neighbours asked for but only {n - int(self_search)} candidates exist")
+    index = faiss.IndexFlatL2(d)
+    if use_gpu is None:
+        use_gpu = faiss_gpu_available()
+    if use_gpu:
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    index.add(x)
+    idx_out = np.empty((len(q), k), dtype=np.int64)
+    dist_out = np.empty((len(q), k), dtype=np.float32)
+    for start in range(0, len(q), batch_size):
+        stop = min(start + batch_size, len(q))
+        dist, idx = index.search(q[start:stop], want)
+        if self_search:
+            rows = np.arange(start, stop)[:, None]
+            is_self = idx == rows
+            # Drop self wherever faiss placed it (ties with duplicates); else drop the last column.
+            drop = np.where(is_self.any(1), is_self.argmax(1), want - 1)
+            keep = np.ones_like(idx, dtype=bool)
+            keep[np.arange(len(idx)), drop] = False
+            idx = idx[keep].reshape(len(idx), k)
+            dist = dist[keep].reshape(len(idx), k)
+        idx_out[start:stop] = idx
+        dist_out[start:stop] = np.sqrt(np.maximum(dist, 0.0))
+    return KnnGraph(idx_out, dist_out)
+
+
+# --- edge weightings -------------------------------------------------------------------------
+
+def inverse_distance(distances: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    """w_ij = 1 / (d_ij + eps): ConstellationNet's edge weight ("inverting the distance")."""
+    return 1.0 / (distances.astype(np.float64) + eps)
+
+
+def heat_kernel(distances: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """w_ij = exp(-d_ij^2 / (2 sigma^2)); sigma defaults to the mean neighbour distance."""
+    d = distances.astype(np.float64)
+    if sigma is None:
+        sigma = float(d.mean()) or 1.0
+    return np.exp(-(d ** 2) / (2.0 * sigma ** 2))
+
+
+def local_softmax(distances: np.ndarray) -> np.ndarray:
+    """W_i. = softmax(-D_i.): LNSCC's locally normalised weights (eq. 1), rows sum to 1."""
+    z = -distances.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def to_sparse(indices: np.ndarray, weights: np.ndarray, n: int | None = None) -> sp.csr_matrix:
+    """The directed N x N matrix with W_hat[i, indices[i, j]] = weights[i, j]."""
+    n_rows, k = indices.shape
+    n = n or n_rows
+    rows = np.repeat(np.arange(n_rows), k)
+    return sp.csr_matrix((weights.ravel(), (rows, indices.ravel())), shape=(n_rows, n))
+
+
+def fuzzy_union(w: sp.spmatrix) -> sp.csr_matrix:
+    """A = W + W^T - W o W^T (LNSCC eq. 2): symmetric, keeps one-sided edges, stays in [0, 1]."""
+    w = sp.csr_matrix(w)
+    wt = w.T.tocsr()
+    return (w + wt - w.multiply(wt)).tocsr()
+
+
+def edge_index(indices: np.ndarray, symmetric: bool = False) -> np.ndarray:
+    """PyG edge_index (2, E) with source = neighbour, target = node (messages flow to the node)."""
+    n, k = indices.shape
+    target = np.repeat(np.arange(n), k)
+    source = indices.ravel()
+    ei = np.stack([source, target])
+    if symmetric:
+        ei = np.unique(np.concatenate([ei, ei[::-1]], axis=1), axis=1)
+    return ei.astype(np.int64)

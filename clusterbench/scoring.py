@@ -1,0 +1,82 @@
+"""Score stage: per-seed metrics of every finished run of a profile, mean and std over seeds.
+
+Writes ``<reports>/metrics/<run>.json`` per run and ``<reports>/metrics.json`` (the file DVC
+tracks as metrics, so ``dvc exp show`` and ``dvc metrics diff`` compare runs).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import io, metrics
+from .config import Params
+from .embeddings import View
+
+
+def runs_of_profile(params: Params, profile: str) -> dict[str, object]:
+    out = {}
+    for block in ("train", "baselines"):
+        for name, run in getattr(params, block).items():
+            if run.profile == profile:
+                out[name] = run
+    return out
+
+
+def score_run(run_dir: Path, view: View) -> dict:
+    record = io.read_json(run_dir / "run.json")
+    pred = io.read_npz(run_dir / "predictions.npz")
+    y_true = view.y[pred["index"]]
+    per_seed: dict[str, list[float]] = {}
+    for labels in pred["labels"]:
+        for key, value in metrics.score(y_true, labels, record["task"]).items():
+            per_seed.setdefault(key, []).append(round(value, 6))
+    walls = [s["wall_s"] for s in record["per_seed"]]
+    summary = {
+        "run": record["run"], "method": record["method"], "task": record["task"],
+        "dataset": record["dataset"], "view": record["view"], "embedding": record["embedding"],
+        "profile": record["profile"], "n_eval": record["n_eval"], "n_clusters": record["n_clusters"],
+        "seeds": [int(s) for s in pred["seeds"]], "device": record["device"],
+        "per_seed": per_seed,
+        "mean": {k: round(float(np.mean(v)), 6) for k, v in per_seed.items()},
+        "std": {k: round(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, 6) for k, v in per_seed.items()},
+        "wall_s": {"per_seed": walls, "mean": round(float(np.mean(walls)), 3), "total": round(float(np.sum(walls)), 3)},
+        "peak_rss_mb": max(s["peak_rss_mb"] for s in record["per_seed"]),
+    }
+    gpu = [s["peak_gpu_mb"] for s in record["per_seed"] if "peak_gpu_mb" in s]
+    if gpu:
+        summary["peak_gpu_mb"] = max(gpu)
+    epochs = [s["extra"].get("epochs") for s in record["per_seed"] if s["extra"].get("epochs")]
+    if epochs:
+        summary["epochs"] = epochs
+        summary["wall_s_per_epoch"] = round(float(np.sum(walls) / np.sum(epochs)), 4)
+    return summary
+
+
+def score_profile(params: Params, profile: str) -> dict:
+    reports = Path(params.profiles[profile].reports)
+    out_dir = reports / "metrics"
+    summaries, missing = {}, []
+    views: dict[str, View] = {}
+    for name, run in runs_of_profile(params, profile).items():
+        rdir = io.run_dir(profile, name)
+        if not (rdir / "predictions.npz").is_file():
+            missing.append(name)
+            continue
+        if run.view not in views:
+            views[run.view] = View.load(io.view_path(profile, run.view))
+        summaries[name] = score_run(rdir, views[run.view])
+    with io.atomic_dir(out_dir) as tmp:
+        for name, summary in summaries.items():
+            io.write_json(tmp / f"{name}.json", summary)
+    compact = {name: {**s["mean"], "wall_s": s["wall_s"]["total"], "peak_rss_mb": s["peak_rss_mb"]}
+               for name, s in sorted(summaries.items())}
+    io.write_json(reports / "metrics.json", {"runs": compact, "not_run": sorted(missing)})
+    return {"scored": sorted(summaries), "not_run": sorted(missing)}
+
+
+def load_scores(reports: str | Path) -> dict[str, dict]:
+    folder = Path(reports) / "metrics"
+    if not folder.is_dir():
+        return {}
+    return {p.stem: io.read_json(p) for p in sorted(folder.glob("*.json"))}
