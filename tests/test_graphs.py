@@ -1,0 +1,91 @@
+"""Known-answer tests for the kNN builder and the edge weightings."""
+import numpy as np
+import pytest
+
+from clusterbench import graphs
+
+LINE = np.array([[0.0], [1.0], [3.0], [7.0]], dtype=np.float32)
+
+
+def test_knn_on_a_line_excludes_self_and_sorts_by_distance():
+    g = graphs.knn(LINE, 2, use_gpu=False)
+    assert g.indices.tolist() == [[1, 2], [0, 2], [1, 0], [2, 1]]
+    np.testing.assert_allclose(g.distances, [[1, 3], [1, 2], [2, 3], [4, 6]])
+
+
+def test_knn_excludes_self_even_with_duplicate_points():
+    x = np.array([[0.0, 0.0], [0.0, 0.0], [5.0, 0.0]], dtype=np.float32)
+    g = graphs.knn(x, 2, use_gpu=False)
+    assert g.indices[0].tolist() == [1, 2]
+    assert g.indices[1].tolist() == [0, 2]
+    np.testing.assert_allclose(g.distances[:2], [[0, 5], [0, 5]])
+
+
+def test_knn_queries_search_the_base_set():
+    g = graphs.knn(LINE, 1, queries=np.array([[2.9], [6.0]], dtype=np.float32), use_gpu=False)
+    assert g.indices.ravel().tolist() == [2, 3]
+
+
+def test_knn_matches_brute_force_on_random_data():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    g = graphs.knn(x, 7, use_gpu=False, batch_size=64)
+    d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    expected = np.argsort(d, axis=1, kind="stable")[:, :7]
+    assert (g.indices == expected).mean() > 0.99  # ties may order differently
+    np.testing.assert_allclose(g.distances, np.sort(d, axis=1)[:, :7], rtol=1e-4, atol=1e-4)
+
+
+def test_knn_rejects_k_larger_than_candidates():
+    with pytest.raises(ValueError, match="candidates"):
+        graphs.knn(LINE, 4, use_gpu=False)
+
+
+def test_truncate_takes_prefix_and_explains_too_large_k():
+    g = graphs.knn(LINE, 3, use_gpu=False)
+    assert g.truncate(1).indices.ravel().tolist() == [1, 0, 1, 2]
+    with pytest.raises(ValueError, match="model.k"):
+        g.truncate(5)
+
+
+def test_graph_save_load_round_trip(tmp_path):
+    g = graphs.knn(LINE, 2, use_gpu=False)
+    g.save(tmp_path / "g.npz")
+    back = graphs.KnnGraph.load(tmp_path / "g.npz")
+    assert np.array_equal(back.indices, g.indices) and np.array_equal(back.distances, g.distances)
+
+
+def test_inverse_distance():
+    np.testing.assert_allclose(graphs.inverse_distance(np.array([[2.0, 0.5]]), eps=0.0), [[0.5, 2.0]])
+    assert np.isfinite(graphs.inverse_distance(np.array([[0.0]]))).all()
+
+
+def test_heat_kernel():
+    np.testing.assert_allclose(graphs.heat_kernel(np.array([[0.0, 1.0]]), sigma=1.0), [[1.0, np.exp(-0.5)]])
+    # Default sigma = mean distance: d = sigma gives exp(-1/2).
+    np.testing.assert_allclose(graphs.heat_kernel(np.array([[2.0, 2.0]])), [[np.exp(-0.5)] * 2])
+
+
+def test_local_softmax_rows_sum_to_one_and_favour_near_neighbours():
+    w = graphs.local_softmax(np.array([[0.0, np.log(2.0)], [5.0, 5.0]]))
+    np.testing.assert_allclose(w, [[2 / 3, 1 / 3], [0.5, 0.5]])
+
+
+def test_local_softmax_is_stable_for_large_distances():
+    w = graphs.local_softmax(np.array([[1000.0, 1001.0]]))
+    np.testing.assert_allclose(w, [[1 / (1 + np.exp(-1)), np.exp(-1) / (1 + np.exp(-1))]])
+
+
+def test_fuzzy_union_hand_computed():
+    w = graphs.to_sparse(np.array([[1], [0], [0]]), np.array([[0.5], [0.2], [0.4]]))
+    a = graphs.fuzzy_union(w).toarray()
+    # A01 = .5 + .2 - .1; A02 = 0 + .4 - 0; symmetric; diagonal empty.
+    np.testing.assert_allclose(a, [[0, 0.6, 0.4], [0.6, 0, 0], [0.4, 0, 0]])
+
+
+def test_edge_index_points_messages_from_neighbour_to_node():
+    ei = graphs.edge_index(np.array([[1], [2], [0]]))
+    assert ei.tolist() == [[1, 2, 0], [0, 1, 2]]
+    sym = graphs.edge_index(np.array([[1], [0], [0]]), symmetric=True)
+    assert {tuple(e) for e in sym.T} == {(0, 1), (1, 0), (0, 2), (2, 0)}

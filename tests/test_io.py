@@ -1,0 +1,51 @@
+"""Atomic writes: nothing half-written survives a failure."""
+import json
+
+import pytest
+
+from clusterbench import io
+
+
+def test_atomic_path_leaves_no_file_when_writer_fails(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("crash")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_keeps_previous_version_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    io.write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("{broken")
+            raise RuntimeError("crash")
+    assert json.loads(target.read_text()) == {"v": 1}
+
+
+def test_atomic_dir_replaces_whole_directory_only_on_success(tmp_path):
+    target = tmp_path / "run"
+    with io.atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with pytest.raises(RuntimeError):
+        with io.atomic_dir(target) as tmp:
+            (tmp / "b.txt").write_text("2")
+            raise RuntimeError("crash")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    with io.atomic_dir(target) as tmp:
+        (tmp / "c.txt").write_text("3")
+    assert sorted(p.name for p in target.iterdir()) == ["c.txt"]
+
+
+def test_npz_and_json_round_trip(tmp_path):
+    import numpy as np
+
+    io.write_npz(tmp_path / "x.npz", a=np.arange(3), b=np.eye(2))
+    back = io.read_npz(tmp_path / "x.npz")
+    assert back["a"].tolist() == [0, 1, 2] and back["b"].tolist() == [[1, 0], [0, 1]]
+    io.write_json(tmp_path / "x.json", {"n": np.int64(3), "f": np.float32(0.5)})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"f": 0.5, "n": 3}
