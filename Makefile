@@ -1,6 +1,8 @@
 # One-command entry points. Each target sets up .venv first (idempotent).
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
+# DVC runs stage commands through the shell as `python ...`: make that the venv's python.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: setup test smoke repro gate bench clean-smoke
 
