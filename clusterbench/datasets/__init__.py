@@ -39,10 +39,13 @@ def prepare(name: str, out_dir: str | Path, fetcher: Fetcher, spec: DatasetSpec 
     spec = spec or get_spec(name)
     try:
         paths = {rf.filename: fetcher.get(rf) for rf in spec.files}
-        if spec.local_source is not None:
-            paths[spec.local_source.key] = fetcher.local_dir(spec.local_source)
     except DatasetError as exc:
         raise DatasetError(f"dataset {name!r}: {exc}\nHow to get {name}: {spec.how_to_get}") from exc
+    if spec.local_source is not None:
+        try:
+            paths[spec.local_source.key] = fetcher.local_dir(spec.local_source)
+        except DatasetError as exc:  # the message already describes the folder layout
+            raise DatasetError(f"dataset {name!r}: {exc}") from exc
     base._PROGRESS["enabled"] = fetcher.progress
     arrays = spec.build(paths)
     problems = []

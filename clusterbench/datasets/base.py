@@ -194,8 +194,7 @@ def default_how_to_get(spec: DatasetSpec) -> str:
     if spec.files:
         urls = [rf.urls[0] for rf in spec.files if rf.urls]
         if urls:
-            parts.append("downloaded automatically from " + ", ".join(urls)
-                         + " (or set data.offline: false if it is true)")
+            parts.append("downloaded automatically (unless data.offline is true) from " + ", ".join(urls))
         sub = next((rf.mirror_subdirs[0] for rf in spec.files if rf.mirror_subdirs), "")
         names = ", ".join(rf.filename for rf in spec.files)
         parts.append(f"or put {names} into <mirror>/{sub + '/' if sub else ''} "
