@@ -245,7 +245,8 @@ def test_offline_error_says_where_it_looked_and_how_to_get_it(tmp_path, no_env_m
     spec = DatasetSpec("toy", "toy", 1, 1, "train", "vector", (rf,), lambda p: None)
     with pytest.raises(DatasetError) as err:
         datasets.prepare("toy", tmp_path / "out", fetcher(tmp_path, offline=True), spec=spec)
-    assert "How to get toy: downloaded automatically from https://example.org/f.bin" in str(err.value)
+    assert "How to get toy: downloaded automatically (unless data.offline is true) from https://example.org/f.bin" \
+        in str(err.value)
     assert not (tmp_path / "out").exists()
 
 
