@@ -11,7 +11,6 @@ import http.server
 import json
 import os
 import threading
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from clusterbench import datasets
 from clusterbench.datasets import base, registry
 from clusterbench.datasets.base import (ChecksumError, DatasetArrays, DatasetError, DatasetSpec, Derivation, Fetcher,
                                         LocalSource, RemoteFile, verify)
-from clusterbench.datasets.parsers import read_idx, write_idx
+from clusterbench.datasets.parsers import read_idx
 
 PAYLOAD = b"the published bytes\n" * 50
 MD5 = hashlib.md5(PAYLOAD).hexdigest()

@@ -341,6 +341,7 @@ def test_digits_builder_scales_to_uint8():
 # --- REUTERS-10K --------------------------------------------------------------------------------------------
 
 WORDS = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota", "kappa", "lam", "mu"]
+ZIPF = np.linspace(2, 0.2, len(WORDS)) / np.linspace(2, 0.2, len(WORDS)).sum()
 
 
 def write_rcv1(tmp_path: Path, n_docs: int = 60, seed: int = 0) -> dict[int, list[str]]:
@@ -352,7 +353,7 @@ def write_rcv1(tmp_path: Path, n_docs: int = 60, seed: int = 0) -> dict[int, lis
     files = {name: [] for name in reuters.TOKEN_FILES}
     for i in range(n_docs):
         name = reuters.TOKEN_FILES[i % len(reuters.TOKEN_FILES)]
-        words = rng.choice(WORDS, size=rng.integers(3, 30), p=np.linspace(2, 0.2, len(WORDS)) / np.linspace(2, 0.2, len(WORDS)).sum())
+        words = rng.choice(WORDS, size=rng.integers(3, 30), p=ZIPF)
         if i % 11 == 0:
             words = ["x", "zz9"] + list(words)  # a one-letter token CountVectorizer ignores; digits kept
         lines = [" ".join(words[j:j + 7]) for j in range(0, len(words), 7)]

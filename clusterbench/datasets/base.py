@@ -232,7 +232,8 @@ def payload_md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify(path: Path, rf: RemoteFile, source: str | None = None) -> str:
+def verify(path: Path, rf: RemoteFile, source: str | None = None,
+           advice: str = "delete it and run the download stage again") -> str:
     """Raise ChecksumError unless ``path`` is the published file; return its sha256.
 
     Accepted: every published whole-file hash matches, or the decompressed payload matches
@@ -250,11 +251,11 @@ def verify(path: Path, rf: RemoteFile, source: str | None = None) -> str:
         if got == rf.payload_md5:
             return actual["sha256"]
         if not published:
-            raise ChecksumError(rf.filename, source, "md5 of the decompressed payload", rf.payload_md5, got)
+            raise ChecksumError(rf.filename, source, "md5 of the decompressed payload", rf.payload_md5, got, advice)
     if not published:  # unpinned: nothing to compare; the builder checks the content
         return actual["sha256"]
     algorithm = mismatched[0]
-    raise ChecksumError(rf.filename, source, algorithm, published[algorithm], actual[algorithm])
+    raise ChecksumError(rf.filename, source, algorithm, published[algorithm], actual[algorithm], advice)
 
 
 def mirror_dirs(extra: Sequence[str | os.PathLike] = ()) -> list[Path]:
@@ -331,7 +332,8 @@ class Fetcher:
         """A verified local path of ``rf``; raises DatasetError saying how to get it."""
         found = self.locate_in_mirrors(rf)
         if found is not None:
-            return self._record(rf, found, "mirror", verify(found, rf))
+            advice = "replace the mirror's copy by the published file, or remove it to download a fresh one"
+            return self._record(rf, found, "mirror", verify(found, rf, advice=advice))
         cached = self.cache_dir / rf.filename
         if cached.is_file():
             return self._record(rf, cached, "cache", verify(cached, rf))
@@ -383,7 +385,8 @@ class Fetcher:
         tmp = _temp_next_to(dest)
         try:
             deriv.convert(sources, tmp)
-            sha = verify(tmp, rf, source=f"conversion of {', '.join(sources)}")
+            sha = verify(tmp, rf, source=f"conversion of {', '.join(sources)}",
+                         advice="nothing was kept; the conversion does not reproduce the published file")
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
@@ -400,7 +403,8 @@ class Fetcher:
                 tmp = _temp_next_to(dest)
                 try:
                     self._stream(url, tmp)
-                    sha = verify(tmp, rf, source=url)
+                    sha = verify(tmp, rf, source=url, advice="nothing was kept; if every URL serves this file, "
+                                 "the publisher changed it and the registry's checksum needs review")
                     os.replace(tmp, dest)
                     return dest, sha, url
                 except ChecksumError as exc:

@@ -7,13 +7,12 @@ clustering papers use them.
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from .base import (SPLIT_TEST, SPLIT_TRAIN, SPLIT_UNLABELED, SPLIT_VAL, DatasetArrays, DatasetError, DatasetSpec,
+from .base import (SPLIT_TEST, SPLIT_TRAIN, SPLIT_UNLABELED, SPLIT_VAL, DatasetArrays, DatasetSpec,
                    Derivation, RemoteFile)
 from .imagenet import IMAGENET10_WNIDS, IMAGENET_DOGS_WNIDS, IMAGENET_SOURCE, imagenet_subset_builder
 from .parsers import (decode_images, idx_bytes, read_cifar, read_flowers_archive, read_idx, read_libsvm_dense,
@@ -323,7 +322,8 @@ register(DatasetSpec("stl-10-with-unlabeled", "STL-10 train+test (13,000 labelle
 
 # --- Oxford Flowers-102 -----------------------------------------------------------------------------
 
-FLOWERS_BASES = ("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/", "https://thor.robots.ox.ac.uk/datasets/flowers-102/")
+FLOWERS_BASES = ("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/",
+                 "https://thor.robots.ox.ac.uk/datasets/flowers-102/")
 FLOWERS_FILES = tuple(RemoteFile(name, tuple(b + name for b in FLOWERS_BASES), md5=md5,
                                  mirror_subdirs=("flowers-102", "flowers102"))
                       for name, md5 in (("102flowers.tgz", "52808999861908f626f3c1f4e79d11fa"),
