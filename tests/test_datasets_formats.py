@@ -435,6 +435,12 @@ def test_reuters_idec_variant_takes_the_first_documents(tmp_path):
     a = reuters.reuters_builder("idec", n_docs=10, max_features=6)(
         {n: tmp_path / n for n in (*reuters.TOKEN_FILES, reuters.QRELS_FILE)})
     assert np.allclose(a.X, x[p], atol=1e-5) and a.y.tolist() == y[p].tolist()
+    # The registered entry asks for 10,000 documents: here all of them, in IDEC's shuffled order.
+    full = REG["reuters-10k-idec"].build({n: tmp_path / n for n in (*reuters.TOKEN_FILES, reuters.QRELS_FILE)})
+    x6, y6 = dec_reference(tmp_path, 2000)
+    np.random.seed(1234)
+    p = np.random.permutation(len(y6))
+    assert np.allclose(full.X, x6[p], atol=1e-5) and full.y.tolist() == y6[p].tolist()
 
 
 def test_reuters_registered_builder_and_multilabel_rule(tmp_path):
