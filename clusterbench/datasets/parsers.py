@@ -153,20 +153,20 @@ STL_SIDE = 96
 _STL_BYTES = 3 * STL_SIDE * STL_SIDE
 
 
-def _stl_images(fh: IO[bytes], n_expected: int | None, chunk: int = 2048) -> np.ndarray:
-    """Read column-major 3x96x96 images chunk by chunk (the unlabelled part is 2.8 GB)."""
-    out: list[np.ndarray] = []
-    while True:
-        raw = fh.read(_STL_BYTES * chunk)
-        if not raw:
-            break
-        if len(raw) % _STL_BYTES:
-            raise ValueError(f"STL-10 image file ends inside an image ({len(raw) % _STL_BYTES} stray bytes)")
+def _stl_images(fh: IO[bytes], n_bytes: int, chunk: int = 2048) -> np.ndarray:
+    """Read column-major 3x96x96 images chunk by chunk into one preallocated (N, 96, 96, 3) array
+    (the unlabelled part is 2.8 GB: no second copy)."""
+    if n_bytes % _STL_BYTES:
+        raise ValueError(f"STL-10 image file of {n_bytes} bytes ends inside an image")
+    images = np.empty((n_bytes // _STL_BYTES, STL_SIDE, STL_SIDE, 3), dtype=np.uint8)
+    row = 0
+    while row < len(images):
+        raw = fh.read(_STL_BYTES * min(chunk, len(images) - row))
+        if not raw or len(raw) % _STL_BYTES:
+            raise ValueError(f"STL-10 image file truncated after {row} images")
         block = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3, STL_SIDE, STL_SIDE)
-        out.append(np.ascontiguousarray(block.transpose(0, 3, 2, 1)))  # (N, H, W, C)
-    images = np.concatenate(out) if out else np.zeros((0, STL_SIDE, STL_SIDE, 3), np.uint8)
-    if n_expected is not None and len(images) != n_expected:
-        raise ValueError(f"STL-10: expected {n_expected} images, read {len(images)}")
+        images[row:row + len(block)] = block.transpose(0, 3, 2, 1)  # (N, H, W, C)
+        row += len(block)
     return images
 
 
@@ -184,7 +184,7 @@ def read_stl10(archive: str | Path, splits: tuple[str, ...]) -> dict[str, tuple[
                 continue
             fh = tar.extractfile(member)
             if name.endswith("_X.bin"):
-                found[name] = _stl_images(fh, None)
+                found[name] = _stl_images(fh, member.size)
             else:
                 found[name] = np.frombuffer(fh.read(), dtype=np.uint8).astype(np.int64) - 1
     missing = sorted(set(wanted) - set(found))
