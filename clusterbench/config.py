@@ -42,7 +42,7 @@ class Profile(Strict):
     reports: str = Field(description="folder of this profile's metrics, tables and figures")
 
 
-EmbeddingBackend = Literal["raw", "pca", "umap", "dinov2", "vgg16"]
+EmbeddingBackend = Literal["raw", "pca", "umap", "dinov2", "vgg16", "simclr"]
 
 
 class EmbeddingStep(BaseModel):
@@ -103,9 +103,12 @@ def _cross_check(p: Params) -> list[str]:
     """References between blocks: every name must point at something defined."""
     from .baselines import BASELINES, load_baseline
     from .datasets import REGISTRY
+    from .embeddings.steps import step_errors
     from .methods import METHODS, load_method
 
     errors = []
+    for name, steps in p.embeddings.items():
+        errors += [f"embeddings.{name}: {m}" for m in step_errors([st.model_dump() for st in steps])]
     for name in p.datasets:
         if name not in REGISTRY:
             errors.append(f"datasets: {_choice('dataset', name, REGISTRY)}")
@@ -196,15 +199,16 @@ def method_config(params: Params, block: str, run_name: str):
 
 
 def main_guard(fn):
-    """Run a stage entry point; print a ParamsError/DatasetError as one clean message."""
+    """Run a stage entry point; print a ParamsError/DatasetError/EmbeddingError as one clean message."""
     import sys
 
     from .datasets import DatasetError
+    from .embeddings.errors import EmbeddingError
 
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ParamsError, DatasetError, MemoryError) as exc:
+        except (ParamsError, DatasetError, EmbeddingError, MemoryError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
 

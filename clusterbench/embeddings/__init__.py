@@ -2,11 +2,17 @@
 
 A view is a chain of steps (params.yaml ``embeddings.<name>``), e.g. ``[dinov2, umap]``. The
 view file keeps the rows' labels, split and dataset indices next to the features, so every
-later stage reads one file and never re-derives the subsample.
+later stage reads one file and never re-derives the subsample. Its ``meta`` also records, per
+step, what was run (model, weights file and sha256, output layer, preprocessing): a view can be
+traced back to the exact weights that made it.
+
+Backends: ``raw``, ``pca``, ``umap`` (here), ``dinov2``, ``vgg16``, ``simclr`` (``pretrained``).
+Options are validated by ``steps`` before any compute; docs/embeddings.md describes each one.
 """
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -14,10 +20,11 @@ import numpy as np
 
 from .. import io
 from ..datasets import DatasetArrays
+from .errors import EmbeddingError, MissingWeightsError, WeightsChecksumError
+from .steps import IMAGE_BACKENDS, PcaStep, UmapStep, parse_step, step_errors
 
-
-class EmbeddingError(RuntimeError):
-    """An embedding cannot be computed; the message says why and what to do."""
+__all__ = ["EmbeddingError", "MissingWeightsError", "WeightsChecksumError", "View", "apply_steps",
+           "build_view", "raw_pixels", "step_errors"]
 
 
 @dataclass
@@ -56,7 +63,7 @@ class View:
 
 
 def raw_pixels(arrays: DatasetArrays) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Flattened features; uint8 images scaled to [0, 1]."""
+    """Flattened features; uint8 images scaled to [0, 1] (and their pixel shape kept)."""
     x = arrays.X
     if x.dtype == np.uint8:
         shape = tuple(x.shape[1:])
@@ -64,64 +71,73 @@ def raw_pixels(arrays: DatasetArrays) -> tuple[np.ndarray, tuple[int, ...]]:
     return x.reshape(len(x), -1).astype(np.float32), ()
 
 
-def _pca(x: np.ndarray, step: dict, seed: int) -> np.ndarray:
+def _pca(x: np.ndarray, opts: PcaStep, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
 
-    n = int(step.get("n_components", 50))
+    n = opts.n_components
     if n > min(x.shape):
         raise EmbeddingError(f"pca.n_components={n} exceeds min(n_samples, n_features)={min(x.shape)}")
-    return PCA(n_components=n, random_state=seed).fit_transform(x).astype(np.float32)
+    return PCA(n_components=n, whiten=opts.whiten, random_state=seed).fit_transform(x).astype(np.float32)
 
 
-def _umap(x: np.ndarray, step: dict, seed: int) -> np.ndarray:
+def _umap(x: np.ndarray, opts: UmapStep, seed: int) -> np.ndarray:
     import umap
 
-    allowed = {"backend", "n_components", "n_neighbors", "min_dist", "metric"}
-    unknown = set(step) - allowed
-    if unknown:
-        raise EmbeddingError(f"umap: unknown option(s) {sorted(unknown)}; allowed: {sorted(allowed - {'backend'})}")
-    reducer = umap.UMAP(n_components=int(step.get("n_components", 2)),
-                        n_neighbors=int(step.get("n_neighbors", 15)),
-                        min_dist=float(step.get("min_dist", 0.1)),
-                        metric=str(step.get("metric", "euclidean")),
-                        random_state=seed)  # a seed makes UMAP deterministic (single-threaded)
-    return reducer.fit_transform(x).astype(np.float32)
+    if opts.n_components >= len(x) - 1:
+        raise EmbeddingError(f"umap.n_components={opts.n_components} needs more than {opts.n_components + 1} "
+                             f"rows; the view has {len(x)}")
+    if opts.n_neighbors >= len(x):
+        raise EmbeddingError(f"umap.n_neighbors={opts.n_neighbors} must be smaller than the number of rows ({len(x)})")
+    reducer = umap.UMAP(n_components=opts.n_components, n_neighbors=opts.n_neighbors, min_dist=opts.min_dist,
+                        metric=opts.metric,
+                        random_state=seed)  # a seed makes UMAP deterministic (and single-threaded)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*n_jobs value.*overridden.*")  # the seed's doing
+        return reducer.fit_transform(x).astype(np.float32)
 
 
 def apply_steps(arrays: DatasetArrays, steps: Sequence[dict], seed: int = 0,
-                device: str | None = None) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Run an embedding chain; returns features and the pixel shape (empty unless raw pixels)."""
+                device: str | None = None, provenance: list | None = None) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Run an embedding chain; returns features and the pixel shape (empty unless raw pixels).
+
+    Every step is validated before the first one runs. ``provenance``, if given, receives one
+    dict per step saying what ran (for pretrained backends: model, weights sha256, layer).
+    """
+    errors = step_errors(steps)
+    if errors:
+        raise EmbeddingError("; ".join(errors))
+    if not steps:
+        raise EmbeddingError("an embedding needs at least one step")
     x, shape = None, ()
     for i, step in enumerate(steps):
-        backend = step["backend"]
-        if backend == "raw":
-            if i != 0:
-                raise EmbeddingError("'raw' can only be the first step of an embedding")
+        opts = parse_step(step)
+        record: dict = {"backend": opts.backend, **opts.model_dump(exclude={"backend"})}
+        if opts.backend == "raw":
             x, shape = raw_pixels(arrays)
-            continue
-        if backend in ("dinov2", "vgg16"):
-            if i != 0:
-                raise EmbeddingError(f"'{backend}' reads images, so it must be the first step")
+        elif opts.backend in IMAGE_BACKENDS:
             from .pretrained import embed_images
 
-            x, shape = embed_images(arrays, step, device=device), ()
-            continue
-        if x is None:
-            x, _ = raw_pixels(arrays)
-        if backend == "pca":
-            x = _pca(x, step, seed)
-        elif backend == "umap":
-            x = _umap(x, step, seed)
+            info: list = []
+            x, shape = embed_images(arrays, opts, device=device, provenance=info), ()
+            record.update(info[0] if info else {})
         else:
-            raise EmbeddingError(f"unknown embedding backend {backend!r}; allowed: raw, pca, umap, dinov2, vgg16")
-        shape = ()
+            if x is None:
+                x, _ = raw_pixels(arrays)
+            x = _pca(x, opts, seed) if opts.backend == "pca" else _umap(x, opts, seed)
+            shape = ()
+            record["seed"] = seed
+        record["output_dim"] = int(x.shape[1])
+        if provenance is not None:
+            provenance.append(record)
     assert x is not None
     return x, shape
 
 
 def build_view(arrays: DatasetArrays, rows: np.ndarray, steps: Sequence[dict], seed: int = 0,
                device: str | None = None, meta: dict | None = None) -> View:
+    """Embed the ``rows`` of ``arrays``; ``meta`` plus the chain's provenance go into View.meta."""
     subset = arrays.select(rows)
-    x, shape = apply_steps(subset, steps, seed=seed, device=device)
+    provenance: list = []
+    x, shape = apply_steps(subset, steps, seed=seed, device=device, provenance=provenance)
     return View(np.ascontiguousarray(x, dtype=np.float32), subset.y, subset.split, rows.astype(np.int64),
-                shape, dict(meta or {}))
+                shape, {**(meta or {}), "provenance": provenance})
