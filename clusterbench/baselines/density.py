@@ -65,7 +65,12 @@ def cutoff_distance(x: np.ndarray, percent: float, sample_pairs: int, seed: int)
         i = rng.integers(0, n, sample_pairs)
         j = rng.integers(0, n - 1, sample_pairs)
         j = j + (j >= i)  # distinct from i
-        distances = np.sort(np.linalg.norm(x[i].astype(np.float64) - x[j].astype(np.float64), axis=1))
+        distances = np.empty(sample_pairs)
+        step = max(1, 20_000_000 // max(x.shape[1], 1))  # ~160 MB of float64 differences at a time
+        for start in range(0, sample_pairs, step):
+            a, b = i[start:start + step], j[start:start + step]
+            distances[start:start + step] = np.linalg.norm(x[a].astype(np.float64) - x[b].astype(np.float64), axis=1)
+        distances.sort()
     position = int(round(len(distances) * percent / 100.0))
     return float(distances[min(max(position - 1, 0), len(distances) - 1)])
 
