@@ -97,7 +97,9 @@ class IDECConfig(DECConfig):
 
 
 class DCNConfig(AutoencoderConfig):
-    lam: float = Field(0.05, gt=0, description="lambda: weight of the k-means term")
+    lam: float = Field(0.05, gt=0, description="lambda: the k-means term is lambda/2 ||f(x) - M s||^2")
+    recon_weight: float = Field(1.0, gt=0, description="weight of the reconstruction term (the authors' code "
+                                                       "weights it 0.05 against 1 for the k-means term)")
     cluster_epochs: int = Field(50, ge=0)
     cluster_optimizer: Literal["sgd", "adam"] = "sgd"
     cluster_lr: float = Field(0.05, gt=0)
@@ -480,7 +482,7 @@ class DCNBaseline:
                 xb = x[idx]
                 zb = ae.encoder(xb)
                 # 1) network step on reconstruction + lambda/2 ||f(x) - M s||^2 (M, s fixed)
-                loss = reconstruction_loss(xb, ae.decoder(zb), config.reconstruction) + \
+                loss = config.recon_weight * reconstruction_loss(xb, ae.decoder(zb), config.reconstruction) + \
                     0.5 * config.lam * ((zb - centres[assign[idx]]) ** 2).sum(dim=1).mean()
                 opt.zero_grad()
                 loss.backward()
