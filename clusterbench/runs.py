@@ -26,7 +26,8 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
     profile = params.profiles[run.profile]
     view = View.load(io.view_path(run.profile, run.view))
     graph = KnnGraph.load(io.graph_path(run.profile, run.graph)) if block == "train" else None
-    device = pick_device() if block == "train" else "cpu"
+    # Baselines run on CPU unless they declare they can use an accelerator (the deep ones).
+    device = pick_device() if block == "train" or getattr(impl, "USES_DEVICE", False) else "cpu"
     n_clusters = view.n_clusters
 
     labels, index, per_seed = [], None, []
