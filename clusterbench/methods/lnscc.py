@@ -38,7 +38,7 @@ KIND_NAMES = ("im+", "im-", "ba", "dis")
 
 
 class Config(MethodConfig):
-    epochs: int = Field(30, ge=1, description="most passes over the augmented pair dataset "
+    epochs: int = Field(10, ge=1, description="most passes over the augmented pair dataset "
                         "E^{im+} + E^{im-} + E^{ba} + E^{dis} (the paper gives no number)")
     plateau_tol: float | None = Field(0.01, ge=0, description="stop once the epoch-mean contrastive loss "
                                       "changes by less than this fraction (None: always run all epochs)")
