@@ -91,7 +91,7 @@ def figure_progress(run_dir: Path, out_png: Path, title: str = "", seed: int | N
     if not seed_dirs:
         raise FileNotFoundError(f"{run_dir}: no seed-*/progress.npz (run LNSCC with snapshots > 0)")
     prog = io.read_npz(seed_dirs[0] / "progress.npz")
-    z_all, lab_all, epochs = prog["z"], prog["labels"], prog["epochs"]
+    z_all, lab_all, epochs = prog["z"].astype(np.float32), prog["labels"].astype(np.int64), prog["epochs"]
     final_z, final_lab = z_all[-1], lab_all[-1]
     pair = closest_clusters(final_z, final_lab)
     if pair is None:  # one cluster only: show the similarities of all pairs instead

@@ -254,3 +254,17 @@ def test_registered_and_config_rejects_bad_values():
     assert (config.alpha, config.beta, config.gamma, config.delta, config.xi) == (2.0, 5.0, 1.0, 0.05, 5.0)
     assert (config.lr, config.momentum, config.weight_decay) == (0.01, 0.9, 5e-4)
     assert config.encoder_dims == (500, 500, 2000)
+
+
+def test_figures_render_from_a_run_folder(tmp_path):
+    from clusterbench import io
+    from clusterbench.figures_lnscc import closest_clusters, figure_embedding, figure_progress
+
+    result = run(blobs(), workdir=tmp_path / "seed-0")
+    io.write_npz(tmp_path / "embedding.npz", embedding=result.embedding, labels=result.labels, seed=0)
+    for png in (figure_embedding(tmp_path, tmp_path / "f1d.png"), figure_progress(tmp_path, tmp_path / "f5.png")):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # centroids at 0, 1 and 10 along one axis: clusters 0 and 1 are the closest pair
+    z = np.repeat([[0.0], [1.0], [10.0]], 6, axis=0)
+    assert closest_clusters(z, np.repeat([0, 1, 2], 6)) == (0, 1)
+    assert closest_clusters(z, np.zeros(18, int)) is None
