@@ -268,3 +268,26 @@ def test_figures_render_from_a_run_folder(tmp_path):
     z = np.repeat([[0.0], [1.0], [10.0]], 6, axis=0)
     assert closest_clusters(z, np.repeat([0, 1, 2], 6)) == (0, 1)
     assert closest_clusters(z, np.zeros(18, int)) is None
+
+
+def test_per_set_batching_draws_batch_size_pairs_of_every_set():
+    sets = lnscc.build_pair_sets(line_graph(), lnscc.Config(n_neighbors=2))
+    rng = np.random.default_rng(0)
+    dis = lnscc.sample_disconnected(sets.a, sets.n_dis, rng)
+    tables = lnscc.per_set_tables(sets, dis, rng)
+    assert [len(t) for t in tables] == [127, 15, 2, 635]
+    batch = lnscc.per_set_batch(tables, step=3, batch_size=4)
+    assert np.bincount(batch[:, 2], minlength=4).tolist() == [4, 4, 4, 4]
+    # the 2-pair E^ba is cycled: step 3 takes its rows 12..15 mod 2
+    np.testing.assert_array_equal(batch[8:12], tables[2][[0, 1, 0, 1]])
+    result = run(blobs(), batching="per_set")
+    assert max(np.mean(result.labels == blobs().y), np.mean(result.labels != blobs().y)) == 1.0
+
+
+def test_target_distribution_survives_an_empty_cluster():
+    # cluster 2 has U = 0 for every sample of the batch (a saturated float32 softmax): no 0/0
+    u = torch.tensor([[0.5, 0.5, 0.0], [0.9, 0.1, 0.0]])
+    v = lnscc.target_distribution(u)
+    assert torch.isfinite(v).all()
+    np.testing.assert_allclose(v[0].numpy(), [0.3, 0.7, 0.0], atol=1e-6)
+    assert math.isfinite(lnscc.clustering_loss(u, gamma=1.0).item())

@@ -62,6 +62,9 @@ class Config(MethodConfig):
     use_clu: bool = Field(True, description="L_clu on; off leaves argmax U of an untrained head")
     eta_unit: Literal["iteration", "epoch"] = Field(
         "iteration", description="what n_i counts in eta = min(delta n_i, xi); the paper: 'i-th iteration'")
+    batching: Literal["union", "per_set"] = Field(
+        "union", description="union: batches cut from the shuffled union of the pair sets (each set's share of "
+        "a batch is its share of the data); per_set: batch_size pairs from every set per step")
     reduction: Literal["mean", "sum"] = Field(
         "mean", description="contrastive sums of eqs. 9/13/17 divided by the batch size (mean) or not")
     log_eps: float = Field(1e-4, gt=0, lt=1, description="log(1 - O) is computed as log(max(1 - O, log_eps))")
@@ -206,8 +209,13 @@ def loss_dis(d, log_eps: float = 1e-4):
 
 
 def target_distribution(u):
-    """V of eq. (18): V_ik = (U_ik^2 / sum_i' U_i'k) / sum_j (U_ij^2 / sum_i' U_i'j)."""
-    weight = u ** 2 / u.sum(dim=0, keepdim=True)
+    """V of eq. (18): V_ik = (U_ik^2 / sum_i' U_i'k) / sum_j (U_ij^2 / sum_i' U_i'j).
+
+    A cluster whose U underflows to exactly 0 for every sample of the batch (a saturated softmax)
+    would give 0/0; its frequency is floored at 1e-30, so its V column is 0 as its U column."""
+    import torch
+
+    weight = u ** 2 / torch.clamp_min(u.sum(dim=0, keepdim=True), 1e-30)
     return weight / weight.sum(dim=1, keepdim=True)
 
 
@@ -310,6 +318,18 @@ def epoch_pairs(sets: PairSets, dis: np.ndarray | None, rng: np.random.Generator
     return pairs[rng.permutation(len(pairs))]
 
 
+def per_set_tables(sets: PairSets, dis: np.ndarray | None, rng: np.random.Generator) -> list[np.ndarray]:
+    """The non-empty pair sets, each in its own shuffled order (``batching: per_set``)."""
+    pairs = epoch_pairs(sets, dis, rng)
+    return [t for t in (pairs[pairs[:, 2] == k] for k in (IM_POS, IM_NEG, BA, DIS)) if len(t)]
+
+
+def per_set_batch(tables: list[np.ndarray], step: int, batch_size: int) -> np.ndarray:
+    """``batch_size`` pairs from every set for 0-based step ``step``, cycling through each set."""
+    offsets = step * batch_size + np.arange(batch_size)
+    return np.concatenate([t[offsets % len(t)] for t in tables])
+
+
 def batch_loss(encoder, head, x, batch: np.ndarray, config: Config, eta: float, device: str):
     """Loss of one batch of pairs; Z is computed once per distinct sample in the batch."""
     import torch
@@ -326,7 +346,9 @@ def batch_loss(encoder, head, x, batch: np.ndarray, config: Config, eta: float, 
         "ba": loss_ba(d[kinds == BA]),
         "dis": loss_dis(d[kinds == DIS], config.log_eps),
     }
-    scale = 1.0 / len(batch) if config.reduction == "mean" else 1.0
+    # "mean": the sums of eqs. 9/13/17 over the batch divided by the batch size (per set, for
+    # per_set batching, whose batch holds batch_size pairs of every set).
+    scale = 1.0 / (len(batch) if config.batching == "union" else config.batch_size) if config.reduction == "mean" else 1.0
     contrastive = (parts["im"] + parts["ba"] + parts["dis"]) * scale
     total = contrastive
     clu = torch.zeros((), device=device)
@@ -376,7 +398,8 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
 
     dis = sample_disconnected(sets.a, sets.n_dis, rng) if sets.n_dis else None
     n_pairs = len(sets.fixed) + sets.n_dis
-    steps_per_epoch = math.ceil(n_pairs / config.batch_size)
+    n_sets = 1 if config.batching == "union" else len(per_set_tables(sets, dis, np.random.default_rng(0)))
+    steps_per_epoch = math.ceil(n_pairs / (config.batch_size * n_sets))  # every pair copy once per epoch
     if config.steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch)
     early = {int(round(f * steps_per_epoch)) for f in (0.0, 0.1, 0.25, 0.5)} if config.progress_snapshots else set()
@@ -389,25 +412,32 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
         snaps.append((step, z, u.argmax(1)))
         encoder.train(), head.train()
 
-    history, step, previous, stopped = [], 0, None, "max_epochs"
+    history, step, previous, stopped, assign_before = [], 0, None, "max_epochs", None
     bar = tqdm(total=steps_per_epoch * config.epochs, desc=f"lnscc seed {ctx.seed}", disable=not ctx.progress,
                leave=False)
     if 0 in early:
         snapshot(0)
+        assign_before = snaps[0][2]
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         if dis is not None and config.resample_dis == "epoch" and epoch > 1:
             dis = sample_disconnected(sets.a, sets.n_dis, rng)
-        pairs = epoch_pairs(sets, dis, rng)
+        if config.batching == "union":
+            pairs = epoch_pairs(sets, dis, rng)
+        else:
+            tables = per_set_tables(sets, dis, rng)
         sums = {"loss": 0.0, "im": 0.0, "ba": 0.0, "dis": 0.0, "clu": 0.0}
         for b in range(steps_per_epoch):
             step += 1
             n_i = step if config.eta_unit == "iteration" else epoch
             eta = eta_schedule(n_i, config.delta, config.xi)
-            batch = pairs[b * config.batch_size:(b + 1) * config.batch_size]
+            if config.batching == "union":
+                batch = pairs[b * config.batch_size:(b + 1) * config.batch_size]
+            else:
+                batch = per_set_batch(tables, b, config.batch_size)
             loss, logs = batch_loss(encoder, head, x_fit, batch, config, eta, device)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"LNSCC loss became {float(loss)} at step {step} (epoch {epoch}); "
+                raise FloatingPointError(f"LNSCC loss became {loss.item()} at step {step} (epoch {epoch}); "
                                          f"try a smaller lr or a larger log_eps")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -422,6 +452,13 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
                "wall_s": round(time.perf_counter() - started, 3),
                **{f"loss_{k}" if k != "loss" else k: v / steps_per_epoch for k, v in sums.items()}}
         row["loss_contrastive"] = row["loss_im"] + row["loss_ba"] + row["loss_dis"]
+        # label-free diagnostic: share of the snapshot rows whose cluster changed during the epoch
+        encoder.eval(), head.eval()
+        _, u_rows = embed_and_assign(encoder, head, x_fit[torch.as_tensor(snap_rows, device=device)], device)
+        encoder.train(), head.train()
+        assign = u_rows.argmax(1)
+        row["changed"] = None if assign_before is None else float(np.mean(assign != assign_before))
+        assign_before = assign
         bar.set_postfix(contrastive=f"{row['loss_contrastive']:.4f}", clu=f"{row['loss_clu']:.4f}")
         history.append(row)
         ctx.log(row)
