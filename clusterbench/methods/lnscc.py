@@ -1,0 +1,518 @@
+"""LNSCC: Locally Normalized Soft Contrastive Clustering (Ma & Kim, IJCAI 2022), as the paper states it.
+
+Pipeline (equation numbers are the paper's):
+
+1. Locally normalised kNN graph: D = distances to the M nearest neighbours, W = row-wise
+   softmax(-D) (1), directed W_hat, symmetric A = W_hat + W_hat^T - W_hat o W_hat^T (2), sparse.
+2. Quantity augmentation (QA): every undirected edge (i, j) of A is repeated
+   Q^{im+} = floor(alpha A_max / (1 - A_ij)) times in E^{im+}, Q^{im-} = floor((1 - A)_max / A_ij)
+   times in E^{im-} (6-8) and Q^{ba} = floor(A_ij / A_mean) times in E^{ba} (11-12); E^{dis} holds
+   beta |E^{im+}| random disconnected pairs (A_ij = 0) (14-16). Max and mean run over the edges.
+3. An MLP encoder maps X to Z; O_ij = exp(-||Z_i - Z_j||) (4). Losses over a batch of pairs drawn
+   from the union of the four pair sets: L_im (9), L_ba (13), L_dis (17).
+4. A clustering head (FC + softmax) gives U; L_clu = KL(V || U) + gamma sum_k Ubar_k log Ubar_k
+   with V the squared-and-normalised target (18); L = L_im + L_ba + L_dis + eta L_clu,
+   eta = min(delta n_i, xi) (19). Final labels: argmax of U.
+
+Choices the paper leaves open are options of ``Config`` and are explained in docs/methods/lnscc.md.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field, model_validator
+
+from . import MethodConfig, Result, RunContext
+from .. import graphs
+
+TASK = "clustering"
+
+# Pair kinds in the augmented dataset (column "kind" of the pair table).
+IM_POS, IM_NEG, BA, DIS = 0, 1, 2, 3
+KIND_NAMES = ("im+", "im-", "ba", "dis")
+
+
+class Config(MethodConfig):
+    epochs: int = Field(10, ge=1, description="most passes over the augmented pair dataset "
+                        "E^{im+} + E^{im-} + E^{ba} + E^{dis} (the paper gives no number)")
+    plateau_tol: float | None = Field(0.01, ge=0, description="stop once the epoch-mean contrastive loss "
+                                      "changes by less than this fraction (None: always run all epochs)")
+    min_epochs: int = Field(2, ge=1, description="epochs run before the plateau rule may stop training")
+    n_neighbors: int = Field(10, ge=1, description="M, neighbours per sample (70 for REUTERS-10K)")
+    encoder_dims: tuple[int, ...] = Field((500, 500, 2000), min_length=1)
+    embedding_dim: int = Field(64, ge=1, description="dimension of Z")
+    head_hidden: int = Field(32, ge=0, description="hidden units of the clustering head (0: one linear layer)")
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    batch_size: int = Field(200, ge=1, description="sample pairs per SGD step")
+    alpha: float = Field(2.0, gt=0, description="over-sampling balance of Q^{im+} (eq. 6)")
+    beta: float = Field(5.0, ge=0, description="|E^{dis}| = beta |E^{im+}| (eq. 16)")
+    gamma: float = Field(1.0, ge=0, description="weight of the cluster-balance term (eq. 18)")
+    delta: float = Field(0.05, ge=0, description="eta = min(delta n_i, xi) (eq. 19)")
+    xi: float = Field(5.0, ge=0)
+    use_im: bool = Field(True, description="L_im on (Table 4 ablation switch)")
+    use_ba: bool = Field(True, description="L_ba on (Table 4 ablation switch)")
+    use_dis: bool = Field(True, description="L_dis on (Table 4 ablation switch)")
+    use_clu: bool = Field(True, description="L_clu on; off leaves argmax U of an untrained head")
+    eta_unit: Literal["iteration", "epoch"] = Field(
+        "iteration", description="what n_i counts in eta = min(delta n_i, xi); the paper: 'i-th iteration'")
+    batching: Literal["union", "per_set"] = Field(
+        "union", description="union: batches cut from the shuffled union of the pair sets (each set's share of "
+        "a batch is its share of the data); per_set: batch_size pairs from every set per step")
+    reduction: Literal["mean", "sum"] = Field(
+        "mean", description="contrastive sums of eqs. 9/13/17 divided by the batch size (mean) or not")
+    log_eps: float = Field(1e-4, gt=0, lt=1, description="log(1 - O) is computed as log(max(1 - O, log_eps))")
+    resample_dis: Literal["epoch", "once"] = Field(
+        "epoch", description="draw a fresh E^{dis} every epoch, or once before training")
+    steps_per_epoch: int | None = Field(None, ge=1, description="cap on SGD steps per epoch (smoke runs)")
+    fit_split: Literal["all", "train"] = Field(
+        "all", description="rows the model is trained on; 'train' = SCAN's protocol (Table 3)")
+    eval_split: Literal["all", "test"] = Field(
+        "all", description="rows that are labelled and scored; 'test' = SCAN's validation split")
+    torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: torch's default); "
+                                      "1 is fastest on a machine shared with other jobs")
+    progress_snapshots: bool = Field(True, description="keep Z and argmax U of some rows at steps 0, 0.1, 0.25 "
+                                     "and 0.5 epoch and after epochs 1, 2, 4, 8, ... and the last (Figure 5)")
+    snapshot_rows: int = Field(2000, ge=10, description="rows kept in each snapshot")
+
+    @model_validator(mode="after")
+    def _something_to_learn(self):
+        if not (self.use_im or self.use_ba or self.use_dis):
+            raise ValueError("use_im, use_ba and use_dis are all false: no contrastive loss is left to train Z")
+        return self
+
+
+# --- locally normalised graph and quantity augmentation (pure NumPy, unit-tested) ---------------
+
+def locally_normalised_graph(indices: np.ndarray, distances: np.ndarray) -> sp.csr_matrix:
+    """A of eq. (2) from the M-NN lists: W = softmax(-D) per row (eq. 1), fuzzy union of W_hat."""
+    weights = graphs.local_softmax(distances)
+    return graphs.fuzzy_union(graphs.to_sparse(indices, weights))
+
+
+def undirected_edges(a: sp.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each edge of the symmetric A once, as (i, j, A_ij) with i < j (O_ij is symmetric)."""
+    upper = sp.triu(sp.csr_matrix(a), k=1).tocoo()
+    keep = upper.data > 0
+    order = np.lexsort((upper.col[keep], upper.row[keep]))
+    return (upper.row[keep][order].astype(np.int64), upper.col[keep][order].astype(np.int64),
+            upper.data[keep][order].astype(np.float64))
+
+
+def _floor(x: np.ndarray) -> np.ndarray:
+    # A ratio that is an integer in exact arithmetic (e.g. A_ij / A_mean = 2) may come out as
+    # 1.9999999999999998; the relative slack keeps the floor where the paper's algebra puts it.
+    return np.floor(x * (1.0 + 1e-9)).astype(np.int64)
+
+
+@dataclass
+class QuantityAugmentation:
+    im_pos: np.ndarray  # Q^{im+} per edge (eq. 6)
+    im_neg: np.ndarray  # Q^{im-} per edge (eq. 6)
+    ba: np.ndarray  # Q^{ba} per edge (eq. 11)
+    a_max: float
+    one_minus_a_max: float
+    a_mean: float
+
+
+def quantity_augmentation(edge_weights: np.ndarray, alpha: float, s_floor: float = 1e-12) -> QuantityAugmentation:
+    """QA counts per edge. A_max, (1 - A)_max and A_mean are taken over the graph's edges.
+
+    ``s_floor`` keeps the divisions finite for an edge weight of exactly 1 (s^- = 0) and is far
+    below any weight a softmax over M > 1 neighbours produces otherwise.
+    """
+    a = np.asarray(edge_weights, dtype=np.float64)
+    if a.size == 0:
+        raise ValueError("the locally normalised graph has no edges")
+    if a.min() <= 0 or a.max() > 1 + 1e-12:
+        raise ValueError(f"edge weights must lie in (0, 1], got [{a.min()}, {a.max()}]")
+    s_pos, s_neg = a, 1.0 - a  # eq. (5)
+    a_max, one_minus_a_max, a_mean = float(a.max()), float(s_neg.max()), float(a.mean())
+    im_pos = _floor(alpha * a_max / np.maximum(s_neg, s_floor))
+    im_neg = _floor(one_minus_a_max / np.maximum(s_pos, s_floor))
+    ba = _floor(s_pos / a_mean)  # eq. (10): s^+ = A
+    return QuantityAugmentation(im_pos, im_neg, ba, a_max, one_minus_a_max, a_mean)
+
+
+def augmented_pairs(i: np.ndarray, j: np.ndarray, qa: QuantityAugmentation, use_im: bool = True,
+                    use_ba: bool = True) -> np.ndarray:
+    """E^{im+}, E^{im-}, E^{ba} (eqs. 7, 8, 12) as one (P, 3) table of (i, j, kind)."""
+    parts = []
+    for kind, counts, on in ((IM_POS, qa.im_pos, use_im), (IM_NEG, qa.im_neg, use_im), (BA, qa.ba, use_ba)):
+        if not on:
+            continue
+        rep_i, rep_j = np.repeat(i, counts), np.repeat(j, counts)
+        parts.append(np.stack([rep_i, rep_j, np.full(len(rep_i), kind, np.int64)], axis=1))
+    return np.concatenate(parts) if parts else np.empty((0, 3), np.int64)
+
+
+def sample_disconnected(a: sp.spmatrix, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """n_pairs uniform random pairs (i, j), i != j, with A_ij = 0 (B_ij = 1, eq. 14), as (n, 2)."""
+    n = a.shape[0]
+    coo = sp.coo_matrix(a)
+    linked = np.unique(np.concatenate([coo.row.astype(np.int64) * n + coo.col, coo.col.astype(np.int64) * n + coo.row]))
+    n_disconnected = n * (n - 1) - len(linked)
+    if n_pairs > 0 and n_disconnected <= 0:
+        raise ValueError("every pair of samples is connected: there are no disconnected pairs for L_dis")
+    out, have = [], 0
+    while have < n_pairs:
+        want = int((n_pairs - have) * 1.1) + 16
+        cand = rng.integers(0, n, size=(want, 2), dtype=np.int64)
+        keys = cand[:, 0] * n + cand[:, 1]
+        ok = (cand[:, 0] != cand[:, 1]) & ~np.isin(keys, linked, assume_unique=False)
+        cand = cand[ok][: n_pairs - have]
+        out.append(cand)
+        have += len(cand)
+    return np.concatenate(out) if out else np.empty((0, 2), np.int64)
+
+
+# --- losses (torch, unit-tested on hand-computed O) ---------------------------------------------
+
+def pair_distance(zi, zj):
+    """Euclidean d(Z_i, Z_j), differentiable at 0 (where the plain norm's gradient is NaN)."""
+    import torch
+
+    return torch.sqrt(((zi - zj) ** 2).sum(dim=1) + 1e-12)
+
+
+def neg_log_o(d):
+    """-log O_ij with O = exp(-d) (eq. 4): exactly d, no clamping needed."""
+    return d
+
+
+def neg_log_one_minus_o(d, log_eps: float = 1e-4):
+    """-log(1 - O_ij), with 1 - O clamped at ``log_eps`` so pairs at distance ~0 stay finite."""
+    import torch
+
+    return -torch.log(torch.clamp(-torch.expm1(-d), min=log_eps))
+
+
+def loss_im(d_pos, d_neg, log_eps: float = 1e-4):
+    """Eq. (9): -sum_{E^{im+}} log O - sum_{E^{im-}} log(1 - O)."""
+    return neg_log_o(d_pos).sum() + neg_log_one_minus_o(d_neg, log_eps).sum()
+
+
+def loss_ba(d):
+    """Eq. (13): -sum_{E^{ba}} log O."""
+    return neg_log_o(d).sum()
+
+
+def loss_dis(d, log_eps: float = 1e-4):
+    """Eq. (17): -sum_{E^{dis}} log(1 - O)."""
+    return neg_log_one_minus_o(d, log_eps).sum()
+
+
+def target_distribution(u):
+    """V of eq. (18): V_ik = (U_ik^2 / sum_i' U_i'k) / sum_j (U_ij^2 / sum_i' U_i'j).
+
+    A cluster whose U underflows to exactly 0 for every sample of the batch (a saturated softmax)
+    would give 0/0; its frequency is floored at 1e-30, so its V column is 0 as its U column."""
+    import torch
+
+    weight = u ** 2 / torch.clamp_min(u.sum(dim=0, keepdim=True), 1e-30)
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
+def clustering_loss(u, gamma: float, eps: float = 1e-12):
+    """Eq. (18): KL(V || U) (summed over clusters, averaged over samples; V is a fixed target)
+    + gamma sum_k Ubar_k log Ubar_k (minimised by balanced clusters)."""
+    import torch
+
+    v = target_distribution(u).detach()
+    kl = (v * (torch.log(v + eps) - torch.log(u + eps))).sum(dim=1).mean()
+    u_bar = u.mean(dim=0)
+    return kl + gamma * (u_bar * torch.log(u_bar + eps)).sum()
+
+
+def eta_schedule(n_i: int, delta: float, xi: float) -> float:
+    """Eq. (19): eta = min(delta n_i, xi)."""
+    return min(delta * n_i, xi)
+
+
+# --- model -------------------------------------------------------------------------------------
+
+def build_model(in_dim: int, config: Config, n_clusters: int):
+    import torch.nn as nn
+
+    layers, width = [], in_dim
+    for hidden in config.encoder_dims:
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, config.embedding_dim))
+    encoder = nn.Sequential(*layers)
+    if config.head_hidden:
+        head = nn.Sequential(nn.Linear(config.embedding_dim, config.head_hidden), nn.ReLU(),
+                             nn.Linear(config.head_hidden, n_clusters), nn.Softmax(dim=1))
+    else:
+        head = nn.Sequential(nn.Linear(config.embedding_dim, n_clusters), nn.Softmax(dim=1))
+    return encoder, head
+
+
+# --- rows and graph ------------------------------------------------------------------------------
+
+def select_rows(split: np.ndarray, which: str) -> np.ndarray:
+    if which == "all":
+        return np.arange(len(split))
+    code = {"train": 0, "test": 1}[which]
+    rows = np.flatnonzero(split == code)
+    if len(rows) == 0:
+        raise ValueError(f"split {which!r} selects no rows of this view: it holds splits "
+                         f"{sorted(set(int(s) for s in split))} (0 = train, 1 = test); use 'all'")
+    return rows
+
+
+def neighbours_within(graph: graphs.KnnGraph, rows: np.ndarray, m: int, x: np.ndarray) -> graphs.KnnGraph:
+    """The M-NN graph among ``rows`` only (local indices), from the cached graph when its lists
+    hold M neighbours inside ``rows`` for every row, else recomputed exactly with faiss."""
+    n = graph.n
+    if len(rows) == n:
+        return graph.truncate(m)
+    local = np.full(n, -1, np.int64)
+    local[rows] = np.arange(len(rows))
+    idx = local[graph.indices[rows]]
+    inside = idx >= 0
+    if (inside.sum(axis=1) >= m).all():
+        order = np.argsort(~inside, axis=1, kind="stable")[:, :m]  # first M inside, distance order kept
+        return graphs.KnnGraph(np.take_along_axis(idx, order, 1), np.take_along_axis(graph.distances[rows], order, 1))
+    return graphs.knn(x[rows], m)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+@dataclass
+class PairSets:
+    a: sp.csr_matrix
+    fixed: np.ndarray  # (P, 3) E^{im+} + E^{im-} + E^{ba} rows (i, j, kind)
+    n_im_pos: int
+    n_dis: int
+    qa: QuantityAugmentation
+    n_edges: int
+
+    def sizes(self) -> dict:
+        kinds = np.bincount(self.fixed[:, 2], minlength=3) if len(self.fixed) else np.zeros(3, int)
+        return {"edges": self.n_edges, "im+": int(kinds[IM_POS]), "im-": int(kinds[IM_NEG]),
+                "ba": int(kinds[BA]), "dis": self.n_dis}
+
+
+def build_pair_sets(graph: graphs.KnnGraph, config: Config) -> PairSets:
+    a = locally_normalised_graph(graph.indices, graph.distances)
+    i, j, w = undirected_edges(a)
+    qa = quantity_augmentation(w, config.alpha)
+    fixed = augmented_pairs(i, j, qa, use_im=config.use_im, use_ba=config.use_ba)
+    n_im_pos = int(qa.im_pos.sum())  # |E^{im+}| defines |E^{dis}| even when L_im is switched off
+    n_dis = int(round(config.beta * n_im_pos)) if config.use_dis else 0
+    return PairSets(a, fixed, n_im_pos, n_dis, qa, len(w))
+
+
+def epoch_pairs(sets: PairSets, dis: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    parts = [sets.fixed]
+    if dis is not None and len(dis):
+        parts.append(np.concatenate([dis, np.full((len(dis), 1), DIS, np.int64)], axis=1))
+    pairs = np.concatenate(parts)
+    return pairs[rng.permutation(len(pairs))]
+
+
+def per_set_tables(sets: PairSets, dis: np.ndarray | None, rng: np.random.Generator) -> list[np.ndarray]:
+    """The non-empty pair sets, each in its own shuffled order (``batching: per_set``)."""
+    pairs = epoch_pairs(sets, dis, rng)
+    return [t for t in (pairs[pairs[:, 2] == k] for k in (IM_POS, IM_NEG, BA, DIS)) if len(t)]
+
+
+def per_set_batch(tables: list[np.ndarray], step: int, batch_size: int) -> np.ndarray:
+    """``batch_size`` pairs from every set for 0-based step ``step``, cycling through each set."""
+    offsets = step * batch_size + np.arange(batch_size)
+    return np.concatenate([t[offsets % len(t)] for t in tables])
+
+
+def batch_loss(encoder, head, x, batch: np.ndarray, config: Config, eta: float, device: str):
+    """Loss of one batch of pairs; Z is computed once per distinct sample in the batch."""
+    import torch
+
+    nodes, inverse = np.unique(batch[:, :2], return_inverse=True)
+    inverse = inverse.reshape(-1, 2)
+    z = encoder(x[torch.as_tensor(nodes, device=device)])
+    kinds = torch.as_tensor(batch[:, 2], device=device)
+    ii = torch.as_tensor(inverse[:, 0], device=device)
+    jj = torch.as_tensor(inverse[:, 1], device=device)
+    d = pair_distance(z[ii], z[jj])
+    parts = {
+        "im": loss_im(d[kinds == IM_POS], d[kinds == IM_NEG], config.log_eps),
+        "ba": loss_ba(d[kinds == BA]),
+        "dis": loss_dis(d[kinds == DIS], config.log_eps),
+    }
+    # "mean": the sums of eqs. 9/13/17 over the batch divided by the batch size (per set, for
+    # per_set batching, whose batch holds batch_size pairs of every set).
+    scale = 1.0 / (len(batch) if config.batching == "union" else config.batch_size) if config.reduction == "mean" else 1.0
+    contrastive = (parts["im"] + parts["ba"] + parts["dis"]) * scale
+    total = contrastive
+    clu = torch.zeros((), device=device)
+    if config.use_clu:
+        clu = clustering_loss(head(z), config.gamma)
+        total = total + eta * clu
+    logs = {k: float(v.detach()) * scale for k, v in parts.items()}
+    logs["clu"] = float(clu.detach())
+    return total, logs
+
+
+def embed_and_assign(encoder, head, x, device: str, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    zs, us = [], []
+    with torch.no_grad():
+        for start in range(0, len(x), chunk):
+            z = encoder(x[start:start + chunk])
+            zs.append(z.cpu().numpy())
+            us.append(head(z).cpu().numpy())
+    return np.concatenate(zs), np.concatenate(us)
+
+
+def fit_predict(ctx: RunContext, config: Config) -> Result:
+    import torch
+    from tqdm.auto import tqdm
+
+    if ctx.graph is None:
+        raise ValueError("LNSCC needs the view's kNN graph (train runs provide one)")
+    rng = np.random.default_rng(ctx.seed)
+    torch.manual_seed(ctx.seed)
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    device = ctx.device
+    fit_rows = select_rows(ctx.view.split, config.fit_split)
+    eval_rows = select_rows(ctx.view.split, config.eval_split)
+    x_all = np.asarray(ctx.view.X, dtype=np.float32)
+    graph = neighbours_within(ctx.graph, fit_rows, config.n_neighbors, x_all)
+    sets = build_pair_sets(graph, config)
+    _warn_if_degenerate(sets)
+    x_fit = torch.as_tensor(x_all[fit_rows], device=device)
+
+    encoder, head = build_model(x_all.shape[1], config, ctx.n_clusters)
+    encoder.to(device), head.to(device)
+    params = list(encoder.parameters()) + list(head.parameters())
+    optimiser = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+    dis = sample_disconnected(sets.a, sets.n_dis, rng) if sets.n_dis else None
+    n_pairs = len(sets.fixed) + sets.n_dis
+    n_sets = 1 if config.batching == "union" else len(per_set_tables(sets, dis, np.random.default_rng(0)))
+    steps_per_epoch = math.ceil(n_pairs / (config.batch_size * n_sets))  # every pair copy once per epoch
+    if config.steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch)
+    early = {int(round(f * steps_per_epoch)) for f in (0.0, 0.1, 0.25, 0.5)} if config.progress_snapshots else set()
+    snap_rows = np.sort(rng.choice(len(fit_rows), min(config.snapshot_rows, len(fit_rows)), replace=False))
+    snaps: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def snapshot(step: int) -> None:
+        encoder.eval(), head.eval()
+        z, u = embed_and_assign(encoder, head, x_fit[torch.as_tensor(snap_rows, device=device)], device)
+        snaps.append((step, z, u.argmax(1)))
+        encoder.train(), head.train()
+
+    history, step, previous, stopped, assign_before = [], 0, None, "max_epochs", None
+    bar = tqdm(total=steps_per_epoch * config.epochs, desc=f"lnscc seed {ctx.seed}", disable=not ctx.progress,
+               leave=False)
+    if 0 in early:
+        snapshot(0)
+        assign_before = snaps[0][2]
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        if dis is not None and config.resample_dis == "epoch" and epoch > 1:
+            dis = sample_disconnected(sets.a, sets.n_dis, rng)
+        if config.batching == "union":
+            pairs = epoch_pairs(sets, dis, rng)
+        else:
+            tables = per_set_tables(sets, dis, rng)
+        sums = {"loss": 0.0, "im": 0.0, "ba": 0.0, "dis": 0.0, "clu": 0.0}
+        for b in range(steps_per_epoch):
+            step += 1
+            n_i = step if config.eta_unit == "iteration" else epoch
+            eta = eta_schedule(n_i, config.delta, config.xi)
+            if config.batching == "union":
+                batch = pairs[b * config.batch_size:(b + 1) * config.batch_size]
+            else:
+                batch = per_set_batch(tables, b, config.batch_size)
+            loss, logs = batch_loss(encoder, head, x_fit, batch, config, eta, device)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"LNSCC loss became {loss.item()} at step {step} (epoch {epoch}); "
+                                         f"try a smaller lr or a larger log_eps")
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            sums["loss"] += float(loss.detach())
+            for k, v in logs.items():
+                sums[k] += v
+            bar.update(1)
+            if epoch == 1 and step in early:
+                snapshot(step)
+        row = {"epoch": epoch, "steps": steps_per_epoch, "eta": eta,
+               "wall_s": round(time.perf_counter() - started, 3),
+               **{f"loss_{k}" if k != "loss" else k: v / steps_per_epoch for k, v in sums.items()}}
+        row["loss_contrastive"] = row["loss_im"] + row["loss_ba"] + row["loss_dis"]
+        # label-free diagnostic: share of the snapshot rows whose cluster changed during the epoch
+        encoder.eval(), head.eval()
+        _, u_rows = embed_and_assign(encoder, head, x_fit[torch.as_tensor(snap_rows, device=device)], device)
+        encoder.train(), head.train()
+        assign = u_rows.argmax(1)
+        row["changed"] = None if assign_before is None else float(np.mean(assign != assign_before))
+        assign_before = assign
+        bar.set_postfix(contrastive=f"{row['loss_contrastive']:.4f}", clu=f"{row['loss_clu']:.4f}")
+        history.append(row)
+        ctx.log(row)
+        plateau = _plateaued(previous, row["loss_contrastive"], config.plateau_tol)
+        previous = row["loss_contrastive"]
+        if plateau and epoch >= config.min_epochs:
+            stopped = "plateau"
+        last = stopped == "plateau" or epoch == config.epochs
+        if config.progress_snapshots and (last or (epoch & (epoch - 1)) == 0):  # epochs 1, 2, 4, 8, ... and the end
+            if not snaps or snaps[-1][0] != step:
+                snapshot(step)
+        if stopped == "plateau":
+            break
+    bar.close()
+
+    encoder.eval(), head.eval()
+    x_eval = torch.as_tensor(x_all[eval_rows], device=device)
+    z_eval, u_eval = embed_and_assign(encoder, head, x_eval, device)
+    labels = u_eval.argmax(axis=1)
+    if ctx.workdir is not None and snaps:
+        _save_progress(ctx.workdir, snaps, fit_rows[snap_rows], steps_per_epoch)
+    index = None if config.eval_split == "all" else eval_rows
+    extra = {"epochs": len(history), "stopped": stopped, "steps": step, "steps_per_epoch": steps_per_epoch,
+             "pair_sets": sets.sizes(), "qa": {"a_max": sets.qa.a_max, "one_minus_a_max": sets.qa.one_minus_a_max,
+                                               "a_mean": sets.qa.a_mean},
+             "clusters_used": int(len(np.unique(labels))), "fit_rows": int(len(fit_rows))}
+    return Result(labels=labels, index=index, embedding=z_eval, history=history, extra=extra)
+
+
+def _plateaued(previous: float | None, current: float, tol: float | None) -> bool:
+    """Label-free stopping rule: the epoch-mean contrastive loss changed by less than ``tol``
+    (relative) since the previous epoch."""
+    if tol is None or previous is None:
+        return False
+    return abs(previous - current) <= tol * max(abs(previous), 1e-12)
+
+
+def _warn_if_degenerate(sets: PairSets) -> None:
+    """Say so when the paper's QA leaves E^{im+} (and hence E^{dis}) nearly empty: this happens
+    when neighbour distances are small compared with 1, so softmax(-D) is almost uniform."""
+    import sys
+
+    if sets.n_im_pos < 0.5 * sets.n_edges:
+        print(f"lnscc: warning: |E^im+| = {sets.n_im_pos} for {sets.n_edges} edges (A_max = {sets.qa.a_max:.3f}): "
+              f"softmax(-D) is nearly uniform at this distance scale, so the paper's Q^im+ = floor(alpha A_max / "
+              f"(1 - A)) is 0 for most edges and |E^dis| = beta |E^im+| is small", file=sys.stderr)
+
+
+def _save_progress(workdir, snaps, rows: np.ndarray, steps_per_epoch: int) -> None:
+    from pathlib import Path
+
+    from .. import io
+
+    steps = np.asarray([s for s, _, _ in snaps], np.int64)
+    io.write_npz(Path(workdir) / "progress.npz", steps=steps, epochs=steps / float(steps_per_epoch),
+                 z=np.stack([z for _, z, _ in snaps]).astype(np.float16),
+                 labels=np.stack([l for _, _, l in snaps]).astype(np.int16), rows=rows.astype(np.int64))

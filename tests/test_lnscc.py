@@ -1,0 +1,293 @@
+"""LNSCC: known answers for the graph, the QA matrices, the pair sets, each loss, the target
+distribution and the eta schedule; determinism; SCAN's train/test protocol; two blobs end to end."""
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from pydantic import ValidationError
+
+from clusterbench import graphs
+from clusterbench.embeddings import View
+from clusterbench.methods import RunContext, load_method
+from clusterbench.methods import lnscc
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks: thread start-up and spinning cost more than they save (and far more on a
+    loaded machine), so these tests run single-threaded and restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# Four points on a line, x = 0, 1, 3, 4, with M = 2 neighbours each (hand-built kNN lists).
+LINE_INDICES = np.array([[1, 2], [0, 2], [3, 1], [2, 1]])
+LINE_DISTANCES = np.array([[1.0, 3.0], [1.0, 2.0], [1.0, 2.0], [1.0, 3.0]])
+P = 1 / (1 + math.exp(-2))  # softmax weight of the nearer neighbour when the gap is 2
+Q = 1 / (1 + math.exp(-1))  # ... when the gap is 1
+# A by hand (eq. 2): mutual edges a + b - ab, one-sided edges keep their weight.
+A01 = P + Q - P * Q  # = 1 - (1 - P)(1 - Q)
+A02 = 1 - P
+A12 = 2 * (1 - Q) - (1 - Q) ** 2
+A13 = 1 - P
+A23 = A01
+EDGES = [(0, 1, A01), (0, 2, A02), (1, 2, A12), (1, 3, A13), (2, 3, A23)]
+
+
+def line_graph():
+    return graphs.KnnGraph(LINE_INDICES, LINE_DISTANCES.astype(np.float32))
+
+
+def test_locally_normalised_graph_matches_hand_computation():
+    a = lnscc.locally_normalised_graph(LINE_INDICES, LINE_DISTANCES).toarray()
+    expected = np.zeros((4, 4))
+    for i, j, w in EDGES:
+        expected[i, j] = expected[j, i] = w
+    np.testing.assert_allclose(a, expected, atol=1e-12)
+    i, j, w = lnscc.undirected_edges(sp.csr_matrix(a))
+    assert list(zip(i.tolist(), j.tolist())) == [(0, 1), (0, 2), (1, 2), (1, 3), (2, 3)]
+    np.testing.assert_allclose(w, [e[2] for e in EDGES], atol=1e-12)
+
+
+def test_quantity_augmentation_known_answer():
+    w = np.array([e[2] for e in EDGES])
+    qa = lnscc.quantity_augmentation(w, alpha=2.0)
+    # A_max = A01 = 0.96797, (1 - A)_max = 1 - A02 = P, A_mean = (2 A01 + 2 A02 + A12) / 5 = 0.52797
+    assert qa.a_max == pytest.approx(A01)
+    assert qa.one_minus_a_max == pytest.approx(P)
+    assert qa.a_mean == pytest.approx((2 * A01 + 2 * A02 + A12) / 5)
+    # Q^{im+} = floor(2 A_max / (1 - A)): 1.93594/0.03206 = 60.4, 1.93594/0.8808 = 2.2, 1.93594/0.5345 = 3.6
+    assert qa.im_pos.tolist() == [60, 2, 3, 2, 60]
+    # Q^{im-} = floor(P / A): P/A01 = 0.91, P/(1-P) = e^2 = 7.39, P/A12 = 1.89
+    assert qa.im_neg.tolist() == [0, 7, 1, 7, 0]
+    # Q^{ba} = floor(A / A_mean): 1.83, 0.23, 0.88
+    assert qa.ba.tolist() == [1, 0, 0, 0, 1]
+
+
+def test_qa_floor_of_exact_integer_ratio():
+    # mean = 0.2 in exact arithmetic; in floats 0.2 / mean(...) = 0.9999999999999998 without the slack.
+    qa = lnscc.quantity_augmentation(np.array([0.1, 0.2, 0.3]), alpha=1.0)
+    assert qa.ba.tolist() == [0, 1, 1]
+
+
+def test_qa_rejects_weights_outside_unit_interval():
+    with pytest.raises(ValueError, match="edge weights"):
+        lnscc.quantity_augmentation(np.array([0.0, 0.5]), alpha=2.0)
+    with pytest.raises(ValueError, match="no edges"):
+        lnscc.quantity_augmentation(np.array([]), alpha=2.0)
+
+
+def test_pair_sets_sizes_and_disconnected_pairs():
+    config = lnscc.Config(n_neighbors=2)
+    sets = lnscc.build_pair_sets(line_graph(), config)
+    sizes = sets.sizes()
+    assert sizes == {"edges": 5, "im+": 127, "im-": 15, "ba": 2, "dis": 5 * 127}
+    # every (i, j) in the im+ set is an edge, repeated Q^{im+} times
+    im_pos = sets.fixed[sets.fixed[:, 2] == lnscc.IM_POS]
+    assert np.sum((im_pos[:, 0] == 0) & (im_pos[:, 1] == 1)) == 60
+    dis = lnscc.sample_disconnected(sets.a, sizes["dis"], np.random.default_rng(0))
+    assert dis.shape == (635, 2)
+    # the only disconnected pair of the line graph is {0, 3}
+    assert {tuple(sorted(p)) for p in dis.tolist()} == {(0, 3)}
+
+
+def test_disconnected_sampling_never_returns_edges_or_self_pairs():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 3))
+    g = graphs.knn(x, 4)
+    a = lnscc.locally_normalised_graph(g.indices, g.distances)
+    dis = lnscc.sample_disconnected(a, 5000, rng)
+    assert len(dis) == 5000
+    assert (dis[:, 0] != dis[:, 1]).all()
+    assert (np.asarray(a[dis[:, 0], dis[:, 1]]).ravel() == 0).all()
+
+
+def test_ablation_switches_drop_pair_kinds_but_keep_dis_size():
+    sets = lnscc.build_pair_sets(line_graph(), lnscc.Config(n_neighbors=2, use_im=False))
+    assert set(np.unique(sets.fixed[:, 2]).tolist()) == {lnscc.BA}
+    assert sets.n_dis == 5 * 127, "|E^dis| = beta |E^im+| is defined by the graph, not by the switch"
+    sets = lnscc.build_pair_sets(line_graph(), lnscc.Config(n_neighbors=2, use_dis=False, beta=5))
+    assert sets.n_dis == 0
+    with pytest.raises(ValidationError, match="no contrastive loss"):
+        lnscc.Config(use_im=False, use_ba=False, use_dis=False)
+
+
+def test_losses_on_hand_computed_similarities():
+    zi = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    zj = torch.tensor([[3.0, 4.0], [1.0, 1.0]])
+    d = lnscc.pair_distance(zi, zj)
+    assert d[0].item() == pytest.approx(5.0)
+    assert d[1].item() == pytest.approx(0.0, abs=1e-5)
+    # O = e^-5: -log O = 5, -log(1 - O) = -log(1 - e^-5)
+    assert lnscc.loss_ba(d[:1]).item() == pytest.approx(5.0)
+    assert lnscc.loss_dis(d[:1]).item() == pytest.approx(-math.log(1 - math.exp(-5)), rel=1e-5)
+    # eq. 9 with one im+ pair at O = e^-5 and one im- pair at O = 1/2
+    d_half = torch.tensor([math.log(2.0)])
+    assert lnscc.loss_im(d[:1], d_half).item() == pytest.approx(5.0 + math.log(2.0), rel=1e-6)
+    # O = 1 (same point): log(1 - O) is clamped at log(log_eps)
+    assert lnscc.loss_dis(d[1:], log_eps=1e-4).item() == pytest.approx(-math.log(1e-4), rel=1e-6)
+    # gradients stay finite at distance 0 for both kinds of term
+    z = torch.zeros(2, 3, requires_grad=True)
+    dz = lnscc.pair_distance(z[:1], z[1:])
+    (lnscc.loss_ba(dz) + lnscc.loss_dis(dz)).backward()
+    assert torch.isfinite(z.grad).all()
+
+
+def test_target_distribution_and_clustering_loss_known_answer():
+    u = torch.tensor([[0.5, 0.5], [0.9, 0.1]])
+    v = lnscc.target_distribution(u)
+    # column sums f = (1.4, 0.6); row 0: (0.25/1.4, 0.25/0.6) normalised = (0.3, 0.7)
+    np.testing.assert_allclose(v[0].numpy(), [0.3, 0.7], atol=1e-6)
+    np.testing.assert_allclose(v[1].numpy(), [0.81 / 1.4, 0.01 / 0.6] / np.sum([0.81 / 1.4, 0.01 / 0.6]), atol=1e-6)
+    vv = v.numpy()
+    kl = np.mean([sum(vv[i, k] * math.log(vv[i, k] / u[i, k].item()) for k in range(2)) for i in range(2)])
+    balance = 0.7 * math.log(0.7) + 0.3 * math.log(0.3)  # U_bar = (0.7, 0.3)
+    assert lnscc.clustering_loss(u, gamma=1.0).item() == pytest.approx(kl + balance, rel=1e-5)
+    assert lnscc.clustering_loss(u, gamma=0.0).item() == pytest.approx(kl, rel=1e-5)
+
+
+def test_clustering_loss_gradient_does_not_flow_through_target():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    u = torch.softmax(logits, 1)
+    lnscc.clustering_loss(u, gamma=0.0).backward()
+    v = lnscc.target_distribution(u.detach())
+    # d KL(V||U)/d logits with V fixed and U = softmax: (U - V) / n per row
+    np.testing.assert_allclose(logits.grad.numpy(), ((u.detach() - v) / 2).numpy(), atol=1e-6)
+
+
+def test_eta_schedule():
+    assert lnscc.eta_schedule(0, 0.05, 5) == 0
+    assert lnscc.eta_schedule(10, 0.05, 5) == pytest.approx(0.5)
+    assert lnscc.eta_schedule(100, 0.05, 5) == pytest.approx(5.0)
+    assert lnscc.eta_schedule(10_000, 0.05, 5) == 5.0
+
+
+def blobs(n_per=60, dim=8, gap=12.0, seed=0, split=None):
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(0, 1, (n_per, dim)), rng.normal(gap, 1, (n_per, dim))]).astype(np.float32)
+    y = np.repeat([0, 1], n_per)
+    split = np.zeros(len(y), np.uint8) if split is None else split
+    return View(x, y, split, np.arange(len(y)))
+
+
+FAST = dict(encoder_dims=(32, 32), embedding_dim=8, head_hidden=8, epochs=2, steps_per_epoch=40, snapshot_rows=50,
+            plateau_tol=None)
+
+
+def run(view, seed=0, k=10, workdir=None, rows=None, **overrides):
+    graph = graphs.knn(view.X, k)
+    ctx = RunContext(view=view, graph=graph, seed=seed, n_clusters=2, progress=False, workdir=workdir)
+    return lnscc.fit_predict(ctx, lnscc.Config(**{**FAST, **overrides}))
+
+
+def test_two_blobs_end_to_end(tmp_path):
+    view = blobs()
+    result = run(view, workdir=tmp_path / "seed-0", epochs=3, steps_per_epoch=60)
+    truth = view.y
+    agree = max(np.mean(result.labels == truth), np.mean(result.labels == 1 - truth))
+    assert agree == 1.0, f"two blobs 12 sigma apart must be separated, got accuracy {agree}"
+    assert result.embedding.shape == (120, 8)
+    assert result.extra["epochs"] == 3 and result.extra["steps"] == 180 and result.extra["stopped"] == "max_epochs"
+    assert len(result.history) == 3 and result.history[-1]["eta"] == 5.0
+    progress = np.load(tmp_path / "seed-0" / "progress.npz")
+    # steps 0, 0.1, 0.25, 0.5 of epoch 1, then the ends of epochs 1, 2 and the last (3)
+    assert progress["steps"].tolist() == [0, 6, 15, 30, 60, 120, 180]
+    assert progress["z"].shape == (7, 50, 8) and progress["labels"].shape == (7, 50)
+
+
+def test_plateau_rule_stops_training_without_labels():
+    assert lnscc._plateaued(None, 1.0, 0.01) is False
+    assert lnscc._plateaued(1.0, 0.995, 0.01) is True
+    assert lnscc._plateaued(1.0, 0.98, 0.01) is False
+    assert lnscc._plateaued(1.0, 0.5, None) is False
+    result = run(blobs(), epochs=6, steps_per_epoch=10, plateau_tol=10.0, min_epochs=3)
+    assert result.extra["epochs"] == 3 and result.extra["stopped"] == "plateau"
+
+
+def test_same_seed_same_result_other_seed_differs():
+    view = blobs(seed=3)
+    a, b, c = run(view, seed=7), run(view, seed=7), run(view, seed=8)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.embedding, b.embedding)
+    assert not np.array_equal(a.embedding, c.embedding)
+
+
+def test_scan_protocol_trains_on_train_rows_and_scores_test_rows():
+    split = np.tile([0, 0, 1], 40).astype(np.uint8)  # 80 train rows, 40 test rows
+    view = blobs(split=split)
+    result = run(view, k=15, fit_split="train", eval_split="test")
+    np.testing.assert_array_equal(result.index, np.flatnonzero(split == 1))
+    assert len(result.labels) == 40 and result.extra["fit_rows"] == 80
+    truth = view.y[result.index]
+    assert max(np.mean(result.labels == truth), np.mean(result.labels == 1 - truth)) == 1.0
+    with pytest.raises(ValueError, match="selects no rows"):
+        run(blobs(), fit_split="train", eval_split="test")
+
+
+def test_neighbours_within_rows_filter_equals_exact_knn():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(90, 4)).astype(np.float32)
+    rows = np.flatnonzero(rng.random(90) < 0.7)
+    cached = graphs.knn(x, 30)
+    filtered = lnscc.neighbours_within(cached, rows, 5, x)
+    exact = graphs.knn(x[rows], 5)
+    np.testing.assert_array_equal(filtered.indices, exact.indices)
+    np.testing.assert_allclose(filtered.distances, exact.distances, rtol=1e-5)
+    # a cached list too short to hold 5 train neighbours falls back to an exact search
+    short = graphs.knn(x, 5)
+    np.testing.assert_array_equal(lnscc.neighbours_within(short, rows, 5, x).indices, exact.indices)
+
+
+def test_registered_and_config_rejects_bad_values():
+    method = load_method("lnscc")
+    assert method.TASK == "clustering"
+    with pytest.raises(ValidationError):
+        method.Config(eta_unit="epochs")
+    with pytest.raises(ValidationError):
+        method.Config(n_neighbours=10)  # misspelt key
+    config = method.Config()
+    assert (config.n_neighbors, config.embedding_dim, config.head_hidden, config.batch_size) == (10, 64, 32, 200)
+    assert (config.alpha, config.beta, config.gamma, config.delta, config.xi) == (2.0, 5.0, 1.0, 0.05, 5.0)
+    assert (config.lr, config.momentum, config.weight_decay) == (0.01, 0.9, 5e-4)
+    assert config.encoder_dims == (500, 500, 2000)
+
+
+def test_figures_render_from_a_run_folder(tmp_path):
+    from clusterbench import io
+    from clusterbench.figures_lnscc import closest_clusters, figure_embedding, figure_progress
+
+    result = run(blobs(), workdir=tmp_path / "seed-0")
+    io.write_npz(tmp_path / "embedding.npz", embedding=result.embedding, labels=result.labels, seed=0)
+    for png in (figure_embedding(tmp_path, tmp_path / "f1d.png"), figure_progress(tmp_path, tmp_path / "f5.png")):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # centroids at 0, 1 and 10 along one axis: clusters 0 and 1 are the closest pair
+    z = np.repeat([[0.0], [1.0], [10.0]], 6, axis=0)
+    assert closest_clusters(z, np.repeat([0, 1, 2], 6)) == (0, 1)
+    assert closest_clusters(z, np.zeros(18, int)) is None
+
+
+def test_per_set_batching_draws_batch_size_pairs_of_every_set():
+    sets = lnscc.build_pair_sets(line_graph(), lnscc.Config(n_neighbors=2))
+    rng = np.random.default_rng(0)
+    dis = lnscc.sample_disconnected(sets.a, sets.n_dis, rng)
+    tables = lnscc.per_set_tables(sets, dis, rng)
+    assert [len(t) for t in tables] == [127, 15, 2, 635]
+    batch = lnscc.per_set_batch(tables, step=3, batch_size=4)
+    assert np.bincount(batch[:, 2], minlength=4).tolist() == [4, 4, 4, 4]
+    # the 2-pair E^ba is cycled: step 3 takes its rows 12..15 mod 2
+    np.testing.assert_array_equal(batch[8:12], tables[2][[0, 1, 0, 1]])
+    result = run(blobs(), batching="per_set")
+    assert max(np.mean(result.labels == blobs().y), np.mean(result.labels != blobs().y)) == 1.0
+
+
+def test_target_distribution_survives_an_empty_cluster():
+    # cluster 2 has U = 0 for every sample of the batch (a saturated float32 softmax): no 0/0
+    u = torch.tensor([[0.5, 0.5, 0.0], [0.9, 0.1, 0.0]])
+    v = lnscc.target_distribution(u)
+    assert torch.isfinite(v).all()
+    np.testing.assert_allclose(v[0].numpy(), [0.3, 0.7, 0.0], atol=1e-6)
+    assert math.isfinite(lnscc.clustering_loss(u, gamma=1.0).item())
