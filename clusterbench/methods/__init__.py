@@ -56,6 +56,9 @@ class Method(Protocol):
 # Registries map a name to "module" or "module:attribute"; entries are imported on first use,
 # so a missing optional dependency of one method does not stop the others.
 METHODS: dict[str, str] = {
+    # --- constellationnet ---
+    "constellationnet": "clusterbench.methods.constellationnet.unsupervised",
+    "constellationnet-supervised": "clusterbench.methods.constellationnet.supervised",
 }
 
 
