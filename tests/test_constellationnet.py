@@ -13,7 +13,7 @@ from clusterbench.methods import METHODS, RunContext, load_method
 from clusterbench.methods.constellationnet import unsupervised as U
 from clusterbench.methods.constellationnet.common import PlateauStop
 from clusterbench.methods.constellationnet.models import (CONVS, DMoNHead, GNNEncoder, adjacency_edges,
-                                                          dense_adjacency, dmon_losses)
+                                                          dense_adjacency, dmon_losses, recalibrate_batchnorm)
 from clusterbench.methods.constellationnet.sampling import InNeighbours, sample_subgraph, seed_batches
 
 
@@ -204,6 +204,50 @@ def test_gin_uses_the_two_layer_mlp_and_gcn_uses_edge_weights():
                                unweighted(x, edge_index, torch.tensor([1.0, 5.0]))[0])
 
 
+@pytest.mark.parametrize("conv", ["gcn", "gin"])
+def test_sparse_aggregation_equals_per_edge_messages(conv):
+    graph = random_graph(n=120, k=8)
+    sub = sample_subgraph(graph, np.arange(16), [5, 5], np.random.default_rng(0))
+    edge_index, weight = torch.from_numpy(sub.edge_index), torch.from_numpy(sub.edge_weight)
+    torch.manual_seed(0)
+    fast = GNNEncoder(conv, 5, 6, 3, dropout=0.0)
+    plain = GNNEncoder(conv, 5, 6, 3, dropout=0.0, sparse_aggregation=False)
+    plain.load_state_dict(fast.state_dict())
+    assert fast.sparse_aggregation and not plain.sparse_aggregation
+    x = torch.randn(sub.num_nodes, 5, requires_grad=True)
+    outputs = [enc(x, edge_index, weight)[0] for enc in (fast, plain)]
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
+    grads = [torch.autograd.grad(o.sum(), x)[0] for o in outputs]
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
+def test_batchnorm_recalibration_uses_the_inference_graph_statistics():
+    import copy
+
+    graph = random_graph(n=2000, k=8)
+    edge_index, weight = (torch.from_numpy(a) for a in graph.edge_index())
+    x = torch.randn(graph.n, 5) * 3 + 1
+    torch.manual_seed(0)
+    enc = GNNEncoder("gin", 5, 6, 2, dropout=0.5)  # GIN: BatchNorm inside its MLP too
+    norms = [m for m in enc.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(norms) == 4
+    for m in norms:  # statistics of some other distribution
+        m.running_mean.fill_(3.0)
+        m.running_var.fill_(7.0)
+    reference = copy.deepcopy(enc).eval()
+    for m in reference.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.train()  # normalise with this graph's own statistics, no dropout
+    expected, _ = reference(x, edge_index, weight)
+    recalibrate_batchnorm(enc, [(x, edge_index, weight)])
+    assert not enc.training and all(m.momentum == 0.1 for m in norms)
+    got, _ = enc(x, edge_index, weight)
+    # Equal up to the unbiased (n / (n-1)) variance the running estimate keeps (0.05 % per layer).
+    assert float((got - expected).abs().max() / expected.abs().max()) < 3e-3
+    stale, _ = copy.deepcopy(reference).eval()(x, edge_index, weight)
+    assert not torch.allclose(stale, expected, atol=1e-2)
+
+
 def test_config_errors_name_the_parameter():
     with pytest.raises(Exception, match="conv"):
         U.Config(conv="sage")
@@ -280,7 +324,9 @@ def test_residual_edge_index_comes_from_the_run_graph(monkeypatch):
     monkeypatch.setattr(U, "sample_subgraph", spy)
     config = U.Config(epochs=1, num_layers=2, batch_size=64, num_neighbors=[3, 3], inference="all_neighbours")
     U.fit_predict(context(features, y, graph), config)
-    assert len(seen) == 2 + 1  # two training batches, one inference batch (of 256 seeds)
+    # Two training batches; one inference batch (of 256 seeds), sampled for the BatchNorm pass and
+    # for the prediction.
+    assert len(seen) == 2 + 2
     assert all(np.array_equal(sources, graph.indices) for sources in seen)
     with pytest.raises(ValueError, match="same dataset"):
         U.fit_predict(context(features[:-1], y[:-1], graph), config)

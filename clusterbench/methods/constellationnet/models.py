@@ -53,15 +53,19 @@ class GNNEncoder(nn.Module):
 
     Edge weights (inverse distances) reach the convolutions that accept them: GCN as
     ``edge_weight``, GAT as a 1-d ``edge_attr``; GIN and SuperGAT have no edge-weight input.
+    GCN and GIN aggregate through a sparse (CSR) adjacency instead of per-edge messages: the same
+    sums (torch_geometric supports both inputs; tests check they agree), without materialising
+    an E x d message tensor, about twice as fast on CPU.
     """
 
     def __init__(self, conv: str, in_dim: int, hidden: int, num_layers: int, dropout: float = 0.3,
-                 edge_weights: bool = True, gat_heads: int = 1, sgat_heads: int = 8):
+                 edge_weights: bool = True, gat_heads: int = 1, sgat_heads: int = 8, sparse_aggregation: bool = True):
         super().__init__()
         if conv not in CONVS:
             raise ValueError(f"conv={conv!r}; allowed: {', '.join(CONVS)}")
         check_hidden(conv, hidden, gat_heads, sgat_heads)
         self.conv_type, self.dropout, self.edge_weights = conv, dropout, edge_weights
+        self.sparse_aggregation = sparse_aggregation and conv in ("gcn", "gin")
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         for i in range(num_layers):
@@ -70,10 +74,24 @@ class GNNEncoder(nn.Module):
             self.norms.append(nn.BatchNorm1d(hidden))
         self.out_dim = hidden
 
+    def _graph_input(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None):
+        """What the convs receive as the graph: edge_index, or the transposed sparse adjacency
+        adj_t[target, source] = weight (1 where weights are not used)."""
+        if not self.sparse_aggregation:
+            return edge_index
+        from torch_geometric.utils import to_torch_csr_tensor
+
+        use_weight = self.conv_type == "gcn" and self.edge_weights and edge_weight is not None
+        values = edge_weight if use_weight else torch.ones(edge_index.size(1), device=x.device, dtype=x.dtype)
+        return to_torch_csr_tensor(edge_index.flip(0), values.to(x.dtype), size=(x.size(0), x.size(0)))
+
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
         attention_loss = x.new_zeros(())
+        graph = self._graph_input(x, edge_index, edge_weight)
         for conv, norm in zip(self.convs, self.norms):
-            if self.conv_type == "gcn":
+            if self.sparse_aggregation:
+                x = conv(x, graph)
+            elif self.conv_type == "gcn":
                 x = conv(x, edge_index, edge_weight if self.edge_weights else None)
             elif self.conv_type == "gat":
                 attr = edge_weight.view(-1, 1) if (self.edge_weights and edge_weight is not None) else None
@@ -82,8 +100,46 @@ class GNNEncoder(nn.Module):
                 x = conv(x, edge_index)
             if self.conv_type == "sgat" and self.training:
                 attention_loss = attention_loss + conv.get_attention_loss()
-            x = F.dropout(F.relu(norm(x)), p=self.dropout, training=self.training)
+            x = _dropout(F.relu(norm(x)), self.dropout, self.training)
         return x, attention_loss
+
+
+def _dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Inverted dropout. On CPU a uniform-threshold mask is ~2x faster than torch's bernoulli
+    kernel (~15 % of a training step here); same distribution, so same model."""
+    if not training or p == 0.0:
+        return x
+    if x.is_cuda:
+        return F.dropout(x, p=p, training=True)
+    return x * (torch.rand_like(x) >= p).to(x.dtype) * (1.0 / (1.0 - p))
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(encoder: GNNEncoder, batches) -> None:
+    """Re-estimate every BatchNorm's statistics on the graph(s) the encoder will be evaluated on.
+
+    Why: training sees 2-hop samples in which ~3/4 of the nodes are last-hop nodes with no
+    in-edges (their GCN output is a transform of their own features only), so the running
+    statistics describe a mixture that never occurs at inference, where every node aggregates
+    all its K neighbours over every layer. Evaluated with those statistics the trained network
+    collapses to a few clusters. This pass (no labels, no gradients, dropout off) replaces them
+    by the statistics of the inference graph: ``batches`` yields (x, edge_index, edge_weight);
+    one whole-graph batch gives exactly its mean and variance, several are averaged.
+    """
+    norms = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    encoder.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+        m.train()
+    try:
+        for x, edge_index, edge_weight in batches:
+            encoder(x, edge_index, edge_weight)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        encoder.eval()
 
 
 @dataclass

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from .. import Result, RunContext
 from .common import EpochTimer, PlateauStop, TrainingConfig, count_parameters, subgraph_tensors
-from .models import CNNEmbedder, SupervisedConstellationNet
+from .models import CNNEmbedder, SupervisedConstellationNet, recalibrate_batchnorm
 from .sampling import InNeighbours, inductive_graph, sample_subgraph, seed_batches
 
 TASK = "classification"
@@ -59,6 +59,7 @@ class Config(TrainingConfig):
         "null = input for the CNN, embedding for a ConvNeXt")
     embed_chunk: int = Field(2048, ge=1, description="images per CNN chunk (memory only; results identical)")
     inference_batch_size: int = Field(256, ge=1, description="seeds per batch when inference=all_neighbours")
+    bn_recalibration: bool = Field(True, description="re-estimate BatchNorm statistics on the training graph")
 
 
 def make_split(y: np.ndarray, split: np.ndarray, test_fraction: float, val_fraction: float,
@@ -94,6 +95,14 @@ def _node_inputs(ctx: RunContext, config: Config, rows: np.ndarray, device) -> t
     return features, graph_x, features.shape[1]
 
 
+def _fit_graph_tensors(graph: InNeighbours, n_fit: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training graph alone: every fit node with its K in-edges (all from fit nodes)."""
+    src = graph.sources[:n_fit].ravel()
+    dst = np.repeat(np.arange(n_fit), graph.k)
+    return (torch.from_numpy(np.stack([src, dst])).to(device),
+            torch.from_numpy(graph.weights[:n_fit].ravel()).to(device))
+
+
 @torch.no_grad()
 def predict_log_proba(model: SupervisedConstellationNet, inputs: torch.Tensor, graph: InNeighbours, n_fit: int,
                       targets: np.ndarray, config: Config, device) -> torch.Tensor:
@@ -101,9 +110,12 @@ def predict_log_proba(model: SupervisedConstellationNet, inputs: torch.Tensor, g
 
     full_graph: the fit nodes plus the targets, each with all its in-edges (all from fit
     nodes): exactly the targets' complete receptive field. all_neighbours: per batch of
-    targets, the all-neighbour sample as deep as the training samples.
+    targets, the all-neighbour sample as deep as the training samples. BatchNorm statistics are
+    first re-estimated on the training graph (fit nodes only, so no prediction depends on
+    another held-out row; see models.recalibrate_batchnorm).
     """
     model.eval()
+    fit_edges = _fit_graph_tensors(graph, n_fit, device) if config.bn_recalibration else None
     if config.inference == "full_graph":
         nodes = np.concatenate([np.arange(n_fit), targets[targets >= n_fit]])
         local = np.full(graph.n, -1, dtype=np.int64)
@@ -113,8 +125,13 @@ def predict_log_proba(model: SupervisedConstellationNet, inputs: torch.Tensor, g
         edge_index = torch.from_numpy(np.stack([src, dst])).to(device)
         edge_weight = torch.from_numpy(graph.weights[nodes].ravel()).to(device)
         feats = model.embed(inputs[torch.from_numpy(nodes).to(device)], config.embed_chunk)
+        if fit_edges is not None:
+            recalibrate_batchnorm(model.encoder, [(feats[:n_fit], *fit_edges)])
         logp = model.classify(feats, edge_index, edge_weight)
         return logp[torch.from_numpy(local[targets]).to(device)]
+    if fit_edges is not None:
+        fit_feats = model.embed(inputs[:n_fit], config.embed_chunk)
+        recalibrate_batchnorm(model.encoder, [(fit_feats, *fit_edges)])
     fanouts = [-1] * len(config.num_neighbors)
     rng = np.random.default_rng(0)  # unused with fanout -1
     out = []

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from .. import Result, RunContext
 from .common import (EpochTimer, PlateauStop, TrainingConfig, count_parameters, full_graph_tensors,
                      subgraph_tensors)
-from .models import ConstellationGNN, check_hidden, dense_adjacency
+from .models import ConstellationGNN, check_hidden, dense_adjacency, recalibrate_batchnorm
 from .sampling import InNeighbours, sample_subgraph, seed_batches
 
 TASK = "clustering"
@@ -57,6 +57,7 @@ class Config(TrainingConfig):
     predict: Literal["dmon", "kmeans"] = Field("dmon", description="DMoN argmax, or k-means on the GNN embedding")
     kmeans_n_init: int = Field(10, ge=1)
     inference_batch_size: int = Field(256, ge=1, description="seeds per batch when inference=all_neighbours")
+    bn_recalibration: bool = Field(True, description="re-estimate BatchNorm statistics on the inference graph")
 
 
 def hidden_size(config: Config, in_dim: int) -> int:
@@ -90,20 +91,30 @@ def batch_loss(model: ConstellationGNN, x: torch.Tensor, edge_index: torch.Tenso
 def embed_nodes(model: ConstellationGNN, x: torch.Tensor, graph: InNeighbours, config: Config,
                 device) -> torch.Tensor:
     """GNN embedding of every node, in eval mode: on the whole graph, or per batch of seeds on
-    all-neighbour samples as deep as the training samples."""
+    all-neighbour samples as deep as the training samples. BatchNorm statistics are first
+    re-estimated on those same inference graphs (``bn_recalibration``, see
+    models.recalibrate_batchnorm)."""
     model.eval()
     if config.inference == "full_graph":
         edge_index, edge_weight = full_graph_tensors(graph, device)
+        if config.bn_recalibration:
+            recalibrate_batchnorm(model.encoder, [(x, edge_index, edge_weight)])
         h, _ = model.encoder(x, edge_index, edge_weight)
         return h
     fanouts = [-1] * len(config.num_neighbors)
     rng = np.random.default_rng(0)  # unused with fanout -1: sampling takes every neighbour
+
+    def batches():
+        for seeds in seed_batches(np.arange(graph.n), config.inference_batch_size, None):
+            sub = sample_subgraph(graph, seeds, fanouts, rng)
+            edge_index, edge_weight = subgraph_tensors(sub, device)
+            yield seeds, sub, x[torch.from_numpy(sub.nodes).to(device)], edge_index, edge_weight
+
+    if config.bn_recalibration:
+        recalibrate_batchnorm(model.encoder, ((xb, ei, w) for _, _, xb, ei, w in batches()))
     out = torch.empty(graph.n, model.encoder.out_dim, device=device)
-    for seeds in seed_batches(np.arange(graph.n), config.inference_batch_size, None):
-        sub = sample_subgraph(graph, seeds, fanouts, rng)
-        edge_index, edge_weight = subgraph_tensors(sub, device)
-        nodes = torch.from_numpy(sub.nodes).to(device)
-        h, _ = model.encoder(x[nodes], edge_index, edge_weight)
+    for seeds, sub, xb, edge_index, edge_weight in batches():
+        h, _ = model.encoder(xb, edge_index, edge_weight)
         out[torch.from_numpy(seeds).to(device)] = h[:sub.batch_size]
     return out
 
