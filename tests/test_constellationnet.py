@@ -257,6 +257,14 @@ def test_config_errors_name_the_parameter():
         U.build_model(U.Config(conv="sgat"), 20, 3)  # hidden 10 is not a multiple of 8 heads
 
 
+def test_partition_modularity_by_hand():
+    # Two disjoint unit edges 0-1 and 2-3 (each node the other's only neighbour).
+    graph = InNeighbours(np.array([[1], [0], [3], [2]]), np.ones((4, 1), np.float32))
+    assert U.partition_modularity(graph, np.array([0, 0, 1, 1]), 2) == pytest.approx(0.5)
+    assert U.partition_modularity(graph, np.array([0, 0, 0, 0]), 2) == pytest.approx(0.0)
+    assert U.partition_modularity(graph, np.array([0, 1, 0, 1]), 2) == pytest.approx(-0.5)
+
+
 def test_plateau_stop_rule():
     stop = PlateauStop(patience=2, min_delta=0.01)
     assert stop.update(1.0, 0) == (True, False)

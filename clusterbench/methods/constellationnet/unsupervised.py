@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 from .. import Result, RunContext
 from .common import (EpochTimer, PlateauStop, TrainingConfig, count_parameters, full_graph_tensors,
                      subgraph_tensors)
-from .models import ConstellationGNN, check_hidden, dense_adjacency, recalibrate_batchnorm
+from .models import (ConstellationGNN, adjacency_edges, check_hidden, dense_adjacency, dmon_losses,
+                     recalibrate_batchnorm)
 from .sampling import InNeighbours, sample_subgraph, seed_batches
 
 TASK = "clustering"
@@ -119,6 +120,15 @@ def embed_nodes(model: ConstellationGNN, x: torch.Tensor, graph: InNeighbours, c
     return out
 
 
+def partition_modularity(graph: InNeighbours, labels: np.ndarray, n_clusters: int) -> float:
+    """Modularity of a hard partition on the whole (undirected, inverse-distance weighted) kNN
+    graph: DMoN's objective, a label-free measure of the result recorded with every run."""
+    edge_index, weight = (torch.from_numpy(a) for a in graph.edge_index())
+    pairs, w, n = adjacency_edges(edge_index, weight.float(), graph.n)
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(np.asarray(labels)), max(n_clusters, int(labels.max()) + 1))
+    return -float(dmon_losses(onehot.float(), pairs, w, n).spectral)
+
+
 def fit_predict(ctx: RunContext, config: Config) -> Result:
     if ctx.graph is None:
         raise ValueError("constellationnet needs the run's kNN graph (train.<run>.graph)")
@@ -185,7 +195,7 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
         labels = KMeans(n_clusters=ctx.n_clusters, n_init=config.kmeans_n_init,
                         random_state=ctx.seed).fit_predict(embedding)
     inference_s = time.perf_counter() - start
-    extra = {"epochs": epochs_run, "seconds_per_epoch": round(timer.mean, 3), "inference_s": round(inference_s, 3),
+    extra = {"modularity": round(partition_modularity(graph, labels, ctx.n_clusters), 6),"epochs": epochs_run, "seconds_per_epoch": round(timer.mean, 3), "inference_s": round(inference_s, 3),
              "params": count_parameters(model), "hidden": hidden_size(config, x_np.shape[1]),
              "stopped_early": epochs_run < config.epochs, "best_loss_epoch": stop.best_epoch + 1,
              "clusters_used": int(len(np.unique(labels)))}
