@@ -125,7 +125,8 @@ def partition_modularity(graph: InNeighbours, labels: np.ndarray, n_clusters: in
     graph: DMoN's objective, a label-free measure of the result recorded with every run."""
     edge_index, weight = (torch.from_numpy(a) for a in graph.edge_index())
     pairs, w, n = adjacency_edges(edge_index, weight.float(), graph.n)
-    onehot = torch.nn.functional.one_hot(torch.from_numpy(np.asarray(labels)), max(n_clusters, int(labels.max()) + 1))
+    labels = np.asarray(labels, dtype=np.int64)
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(labels), max(n_clusters, int(labels.max()) + 1))
     return -float(dmon_losses(onehot.float(), pairs, w, n).spectral)
 
 
