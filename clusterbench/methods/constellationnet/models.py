@@ -12,6 +12,7 @@ end with the GNN.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 CONVS = ("gcn", "gat", "gin", "sgat")
+
+# GCN/GIN aggregate through torch.sparse CSR adjacencies (see GNNEncoder); torch warns once per
+# process that CSR support is "beta" and that invariant checks are off. Both are expected here.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 
 def _make_conv(conv: str, d_in: int, d_out: int, edge_weights: bool, gat_heads: int, sgat_heads: int) -> nn.Module:
@@ -79,11 +85,9 @@ class GNNEncoder(nn.Module):
         adj_t[target, source] = weight (1 where weights are not used)."""
         if not self.sparse_aggregation:
             return edge_index
-        from torch_geometric.utils import to_torch_csr_tensor
-
         use_weight = self.conv_type == "gcn" and self.edge_weights and edge_weight is not None
         values = edge_weight if use_weight else torch.ones(edge_index.size(1), device=x.device, dtype=x.dtype)
-        return to_torch_csr_tensor(edge_index.flip(0), values.to(x.dtype), size=(x.size(0), x.size(0)))
+        return csr_adjacency_t(edge_index, values.to(x.dtype), x.size(0))
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
         attention_loss = x.new_zeros(())
@@ -102,6 +106,18 @@ class GNNEncoder(nn.Module):
                 attention_loss = attention_loss + conv.get_attention_loss()
             x = _dropout(F.relu(norm(x)), self.dropout, self.training)
         return x, attention_loss
+
+
+def csr_adjacency_t(edge_index: Tensor, values: Tensor, num_nodes: int) -> Tensor:
+    """adj_t[target, source] = value as a CSR tensor, rows and columns sorted (what
+    torch_geometric's to_torch_csr_tensor builds, minus its invariant-check warning)."""
+    source, target = edge_index
+    order = torch.argsort(target * num_nodes + source)
+    counts = torch.bincount(target, minlength=num_nodes)
+    crow = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
+    crow[1:] = torch.cumsum(counts, 0)
+    return torch.sparse_csr_tensor(crow, source[order], values[order], size=(num_nodes, num_nodes),
+                                   check_invariants=False)
 
 
 def _dropout(x: Tensor, p: float, training: bool) -> Tensor:
