@@ -349,3 +349,18 @@ def test_transform_mode_clusters_the_gnn_embedding_with_kmeans(inference):
     assert result.embedding.shape == (len(y), 3)  # the GNN's hidden size, half of 6
     assert len(np.unique(result.labels)) == 3
     assert metrics.ari(y, result.labels) > 0.8
+
+
+def test_dino_like_features_with_a_hundred_clusters():
+    """The DINO rows of Tables 4 and 5 (CIFAR-100: 100 classes, Flowers: 102) use the same code
+    with 1024-d (or UMAP-512) node features over a raw-pixel graph: shapes and every cluster id
+    must work with k >= 100."""
+    rng = np.random.default_rng(0)
+    pixels = rng.random((240, 48)).astype(np.float32)
+    features = rng.normal(size=(240, 64)).astype(np.float32)
+    y = np.arange(240) % 102
+    ctx = RunContext(view=View(features, y, np.zeros(240, np.uint8), np.arange(240)), graph=knn(pixels, 10),
+                     seed=0, n_clusters=102, progress=False)
+    result = U.fit_predict(ctx, U.Config(epochs=1, num_layers=2, batch_size=64, num_neighbors=[5, 5]))
+    assert result.embedding.shape == (240, 102) and result.labels.max() < 102
+    np.testing.assert_allclose(result.embedding.sum(1), 1.0, rtol=1e-5)
