@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from clusterbench.embeddings import View
-from clusterbench.graphs import KnnGraph, knn
+from clusterbench.graphs import knn
 from clusterbench.methods import RunContext, load_method
 from clusterbench.methods.constellationnet import convnext as C
 from clusterbench.methods.constellationnet import supervised as S
