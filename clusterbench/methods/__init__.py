@@ -57,6 +57,9 @@ class Method(Protocol):
 # so a missing optional dependency of one method does not stop the others.
 METHODS: dict[str, str] = {
     "lnscc": "clusterbench.methods.lnscc",
+    # --- constellationnet ---
+    "constellationnet": "clusterbench.methods.constellationnet.unsupervised",
+    "constellationnet-supervised": "clusterbench.methods.constellationnet.supervised",
 }
 
 

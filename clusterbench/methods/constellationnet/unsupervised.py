@@ -1,0 +1,203 @@
+"""Unsupervised ConstellationNet (3.2, 4.1.5): a GNN over the kNN graph, clustered by DMoN.
+
+Data: node features from the run's view (raw pixels, UMAP, or DINOv2 -> UMAP); edges from the
+run's graph, the kNN graph of the *original* features (the paper's "residual edge index"), with
+inverse-distance weights. Training: mini-batches of 64 seed nodes with 30 neighbours sampled
+over 2 hops; on each sampled subgraph the GNN embeds the nodes, DMoN assigns them to clusters
+on the subgraph's dense adjacency, and the loss is
+
+    spectral + orthogonality_weight * orthogonality
+             + (collapse_weight + cluster_size_weight) * collapse  (+ attention for SuperGAT)
+
+(why collapse appears twice: docs/methods/constellationnet.md). Adam (lr 1e-3), ReduceLROnPlateau
+(patience 5, factor 0.75) on the epoch's mean training loss, at most ``epochs`` epochs, stopped
+earlier when that loss has not improved by ``stop_min_delta`` for ``stop_patience`` epochs: a
+label-free rule, the labels are never read here.
+
+Prediction: every node is embedded once with the trained GNN (whole graph by default), then
+``predict: dmon`` takes the argmax of its DMoN assignment and ``predict: kmeans`` (the paper's
+"transform" use, Table 4) runs k-means on the GNN embedding instead.
+"""
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from tqdm.auto import tqdm
+
+from .. import Result, RunContext
+from .common import (EpochTimer, PlateauStop, TrainingConfig, count_parameters, full_graph_tensors,
+                     subgraph_tensors)
+from .models import (ConstellationGNN, adjacency_edges, check_hidden, dense_adjacency, dmon_losses,
+                     recalibrate_batchnorm)
+from .sampling import InNeighbours, sample_subgraph, seed_batches
+
+TASK = "clustering"
+
+
+class Config(TrainingConfig):
+    conv: Literal["gcn", "gat", "gin", "sgat"] = "gcn"
+    hidden: int | None = Field(None, ge=1, description="GNN width; null = half the input size (4.1.5)")
+    gat_heads: int = Field(1, ge=1)
+    sgat_heads: int = Field(8, ge=1)
+    epochs: int = Field(100, ge=1, description="at most this many epochs")
+    stop_patience: int = Field(10, ge=1, description="stop after this many epochs without improvement")
+    stop_min_delta: float = Field(1e-3, ge=0.0, description="improvement of the mean training loss that counts")
+    spectral_weight: float = Field(1.0, ge=0.0)
+    collapse_weight: float = Field(0.1, ge=0.0, description="DMoN collapse regularisation (4.1.5: x0.1)")
+    orthogonality_weight: float = Field(1.0, ge=0.0)
+    cluster_size_weight: float = Field(1.0, ge=0.0, description="the cluster-size balancing loss (3.1.2)")
+    attention_weight: float = Field(1.0, ge=0.0, description="SuperGAT's self-supervised attention loss")
+    symmetric_adjacency: bool = Field(True, description="DMoN on the undirected version of each subgraph")
+    dmon: Literal["sparse", "dense"] = Field(
+        "sparse", description="DMoN losses from the edge list (O(E k)), or DMoNPooling on the dense "
+        "adjacency (O(n^2)); the values are the same")
+    predict: Literal["dmon", "kmeans"] = Field("dmon", description="DMoN argmax, or k-means on the GNN embedding")
+    kmeans_n_init: int = Field(10, ge=1)
+    inference_batch_size: int = Field(256, ge=1, description="seeds per batch when inference=all_neighbours")
+    bn_recalibration: bool = Field(True, description="re-estimate BatchNorm statistics on the inference graph")
+
+
+def hidden_size(config: Config, in_dim: int) -> int:
+    return config.hidden if config.hidden is not None else max(1, in_dim // 2)
+
+
+def build_model(config: Config, in_dim: int, n_clusters: int) -> ConstellationGNN:
+    hidden = hidden_size(config, in_dim)
+    check_hidden(config.conv, hidden, config.gat_heads, config.sgat_heads)
+    return ConstellationGNN(config.conv, in_dim, hidden, config.num_layers, n_clusters, config.dropout,
+                            config.edge_weights, config.gat_heads, config.sgat_heads)
+
+
+def batch_loss(model: ConstellationGNN, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor,
+               config: Config) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training loss on one sampled subgraph, and its pieces."""
+    h, attention = model.encoder(x, edge_index, edge_weight)
+    if config.dmon == "dense":
+        adj = dense_adjacency(edge_index, edge_weight, x.size(0), symmetric=config.symmetric_adjacency)
+        _, losses = model.head.dense(h, adj)
+    else:
+        _, losses = model.head.sparse(h, edge_index, edge_weight, x.size(0), symmetric=config.symmetric_adjacency)
+    loss = (config.spectral_weight * losses.spectral
+            + config.orthogonality_weight * losses.orthogonality
+            + (config.collapse_weight + config.cluster_size_weight) * losses.collapse
+            + config.attention_weight * attention)
+    return loss, {**losses.as_floats(), "attention": float(attention.detach())}
+
+
+@torch.no_grad()
+def embed_nodes(model: ConstellationGNN, x: torch.Tensor, graph: InNeighbours, config: Config,
+                device) -> torch.Tensor:
+    """GNN embedding of every node, in eval mode: on the whole graph, or per batch of seeds on
+    all-neighbour samples as deep as the training samples. BatchNorm statistics are first
+    re-estimated on those same inference graphs (``bn_recalibration``, see
+    models.recalibrate_batchnorm)."""
+    model.eval()
+    if config.inference == "full_graph":
+        edge_index, edge_weight = full_graph_tensors(graph, device)
+        if config.bn_recalibration:
+            recalibrate_batchnorm(model.encoder, [(x, edge_index, edge_weight)])
+        h, _ = model.encoder(x, edge_index, edge_weight)
+        return h
+    fanouts = [-1] * len(config.num_neighbors)
+    rng = np.random.default_rng(0)  # unused with fanout -1: sampling takes every neighbour
+
+    def batches():
+        for seeds in seed_batches(np.arange(graph.n), config.inference_batch_size, None):
+            sub = sample_subgraph(graph, seeds, fanouts, rng)
+            edge_index, edge_weight = subgraph_tensors(sub, device)
+            yield seeds, sub, x[torch.from_numpy(sub.nodes).to(device)], edge_index, edge_weight
+
+    if config.bn_recalibration:
+        recalibrate_batchnorm(model.encoder, ((xb, ei, w) for _, _, xb, ei, w in batches()))
+    out = torch.empty(graph.n, model.encoder.out_dim, device=device)
+    for seeds, sub, xb, edge_index, edge_weight in batches():
+        h, _ = model.encoder(xb, edge_index, edge_weight)
+        out[torch.from_numpy(seeds).to(device)] = h[:sub.batch_size]
+    return out
+
+
+def partition_modularity(graph: InNeighbours, labels: np.ndarray, n_clusters: int) -> float:
+    """Modularity of a hard partition on the whole (undirected, inverse-distance weighted) kNN
+    graph: DMoN's objective, a label-free measure of the result recorded with every run."""
+    edge_index, weight = (torch.from_numpy(a) for a in graph.edge_index())
+    pairs, w, n = adjacency_edges(edge_index, weight.float(), graph.n)
+    labels = np.asarray(labels, dtype=np.int64)
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(labels), max(n_clusters, int(labels.max()) + 1))
+    return -float(dmon_losses(onehot.float(), pairs, w, n).spectral)
+
+
+def fit_predict(ctx: RunContext, config: Config) -> Result:
+    if ctx.graph is None:
+        raise ValueError("constellationnet needs the run's kNN graph (train.<run>.graph)")
+    x_np = np.asarray(ctx.view.X, dtype=np.float32)
+    if ctx.graph.n != len(x_np):
+        raise ValueError(f"the graph has {ctx.graph.n} nodes but the view {len(x_np)} rows: the run's view and "
+                         "graph must be views of the same dataset and profile (same subsample)")
+    device = torch.device(ctx.device)
+    torch.manual_seed(ctx.seed)
+    rng = np.random.default_rng(ctx.seed)
+    graph = InNeighbours.from_knn(ctx.graph)
+    x = torch.from_numpy(x_np).to(device)
+    model = build_model(config, x_np.shape[1], ctx.n_clusters).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", patience=config.plateau_patience,
+                                                           factor=config.plateau_factor)
+    stop = PlateauStop(config.stop_patience, config.stop_min_delta)
+    timer, history = EpochTimer(), []
+    seeds_all = np.arange(graph.n)
+    bar = tqdm(range(config.epochs), desc=f"constellationnet-{config.conv}", disable=not ctx.progress, leave=False)
+    epochs_run = 0
+    for epoch in bar:
+        model.train()
+        start = time.perf_counter()
+        sums: dict[str, float] = {}
+        n_batches, nodes_seen = 0, 0
+        for seeds in seed_batches(seeds_all, config.batch_size, rng):
+            sub = sample_subgraph(graph, seeds, config.num_neighbors, rng)
+            edge_index, edge_weight = subgraph_tensors(sub, device)
+            xb = x[torch.from_numpy(sub.nodes).to(device)]
+            loss, parts = batch_loss(model, xb, edge_index, edge_weight, config)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            for key, value in {"loss": float(loss.detach()), **parts}.items():
+                sums[key] = sums.get(key, 0.0) + value
+            n_batches += 1
+            nodes_seen += sub.num_nodes
+        timer.seconds.append(time.perf_counter() - start)
+        means = {key: value / n_batches for key, value in sums.items()}
+        scheduler.step(means["loss"])
+        epochs_run = epoch + 1
+        _, should_stop = stop.update(means["loss"], epoch)
+        row = {"epoch": epochs_run, **{k: round(v, 6) for k, v in means.items()},
+               "lr": optimizer.param_groups[0]["lr"], "seconds": round(timer.seconds[-1], 3),
+               "mean_subgraph_nodes": round(nodes_seen / n_batches, 1)}
+        history.append(row)
+        ctx.log(row)
+        bar.set_postfix(loss=f"{means['loss']:.4f}")
+        if should_stop:
+            break
+
+    start = time.perf_counter()
+    h = embed_nodes(model, x, graph, config, device)
+    if config.predict == "dmon":
+        with torch.no_grad():
+            assignment = torch.softmax(model.head.logits(h), dim=-1)
+        labels = assignment.argmax(dim=1).cpu().numpy()
+        embedding = assignment.cpu().numpy()
+    else:
+        from sklearn.cluster import KMeans
+
+        embedding = h.cpu().numpy()
+        labels = KMeans(n_clusters=ctx.n_clusters, n_init=config.kmeans_n_init,
+                        random_state=ctx.seed).fit_predict(embedding)
+    inference_s = time.perf_counter() - start
+    extra = {"modularity": round(partition_modularity(graph, labels, ctx.n_clusters), 6),"epochs": epochs_run, "seconds_per_epoch": round(timer.mean, 3), "inference_s": round(inference_s, 3),
+             "params": count_parameters(model), "hidden": hidden_size(config, x_np.shape[1]),
+             "stopped_early": epochs_run < config.epochs, "best_loss_epoch": stop.best_epoch + 1,
+             "clusters_used": int(len(np.unique(labels)))}
+    return Result(labels=np.asarray(labels, dtype=np.int64), embedding=embedding, history=history, extra=extra)
