@@ -18,7 +18,7 @@ test: setup            ## the test suite (what CI runs)
 	$(PY) -m pytest -q
 
 smoke: setup           ## every stage on small real subsets, CPU, < 10 minutes
-	$(PY) -m dvc repro tables@smoke
+	$(PY) -m dvc repro tables@smoke lnscc-figures@smoke
 
 gate: setup            ## fail if a smoke metric fell below its committed expected value
 	$(PY) -m clusterbench.gate

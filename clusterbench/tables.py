@@ -8,6 +8,7 @@ or ``not run: <reason>``; our column only ever holds numbers we computed.
 from __future__ import annotations
 
 import csv
+import shutil
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,7 +226,14 @@ def render_all(params: Params, profile: str, scores: dict[str, dict]) -> dict:
                     counts[_bucket(c.status)] += 1
                 card.append({"paper": paper, "table": table, "file": f"tables/{stem}.md", **counts,
                              "cells": len(tcells)})
+        # The spatial leaderboard (its own stage) is published beside the paper tables.
+        for name in ("spatial-leaderboard.md", "spatial-leaderboard.csv"):
+            board = reports / "leaderboard" / name
+            if board.is_file():
+                shutil.copyfile(board, tmp / name)
     readme = render_scorecard(card, profile)
+    if (reports / "leaderboard" / "spatial-leaderboard.md").is_file():
+        readme += "\nBeyond the papers: [the spatial-clustering leaderboard](tables/spatial-leaderboard.md).\n"
     io.write_text(reports / "README.md", readme)
     return {"tables": len(card)}
 

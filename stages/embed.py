@@ -1,5 +1,6 @@
 """embed@<view>: features of (a subsample of) one dataset -> data/<profile>/views/<view>.npz."""
 import argparse
+import os
 
 from clusterbench import config, datasets, embeddings, io
 from clusterbench.methods import pick_device
@@ -11,6 +12,8 @@ def main() -> None:
     ap.add_argument("view")
     args = ap.parse_args()
     params = config.load()
+    if params.data.offline:  # no pretrained-weights download either (docs/embeddings.md)
+        os.environ["CLUSTERBENCH_OFFLINE"] = "1"
     view_spec = params.views[args.view]
     profile = params.profiles[view_spec.profile]
     arrays = datasets.load(view_spec.dataset)
