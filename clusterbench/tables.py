@@ -8,6 +8,7 @@ or ``not run: <reason>``; our column only ever holds numbers we computed.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import shutil
 import math
 from dataclasses import dataclass, field
@@ -73,6 +74,14 @@ def read_table_captions() -> dict[tuple[str, str], dict]:
 def read_spec(paper: str) -> dict:
     path = PAPER_DIR / "specs" / f"{paper}.yaml"
     return yaml.safe_load(path.read_text()) if path.is_file() else {"tables": {}}
+
+
+def read_not_run() -> list[tuple[str, str]]:
+    """Why configured runs were not executed where these tables were made (e.g. compute),
+    from reports/paper/not-run.yaml: a list of {runs: <glob>, reason: <text>}, first match wins."""
+    path = PAPER_DIR / "not-run.yaml"
+    entries = yaml.safe_load(path.read_text()) if path.is_file() else None
+    return [(e["runs"], e["reason"]) for e in entries or []]
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -148,6 +157,9 @@ def _why_missing(cell: Cell, configured: dict, row: dict, col: dict) -> str:
         how = REGISTRY[cell.dataset].how_to_get if cell.dataset in REGISTRY else ""
         return (f"{cell.dataset} must be downloaded, and the machine that produced these tables has no "
                 f"network{'; ' + how if how else ''}; `dvc repro` runs it where it can be downloaded")
+    for pattern, reason in read_not_run():
+        if fnmatch.fnmatchcase(cell.run, pattern):
+            return reason
     return "configured but not yet executed on this machine"
 
 

@@ -14,7 +14,7 @@ from clusterbench import config, datasets, embeddings, graphs, io, runs, scoring
 REPO = Path(__file__).resolve().parents[1]
 
 SMOKE_PARAMS = {
-    "data": {"mirrors": [], "offline": True},
+    "data": {"mirrors": [], "offline": True, "imagenet_dir": None},
     "model": {"k": 10},
     "profiles": {"smoke": {"max_samples": 300, "seeds": [0, 1], "max_epochs": 2, "subsample_seed": 0,
                            "reports": "reports/smoke"}},

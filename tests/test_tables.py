@@ -112,3 +112,23 @@ def test_render_all_writes_tables_and_scorecard(paper_dir, params, tmp_path):
     assert {r["status"] for r in rows} >= {"within tolerance", "outside tolerance (below)"}
     card = (out / "README.md").read_text()
     assert "| lnscc | [2](tables/lnscc-table2.md) | 6 | 1 | 1 | 4 | 0 |" in card
+
+
+def test_not_run_reasons_apply_to_configured_runs_by_glob(paper_dir, params):
+    (paper_dir / "not-run.yaml").write_text(yaml.safe_dump([
+        {"runs": "kmeans-mnist-*", "reason": "too slow on this CPU"},
+        {"runs": "kmeans-*", "reason": "never used: the first match wins"}]))
+    cells = by_key(tables.resolve_cells("lnscc", params, {}, "full"))
+    assert cells[("k-means", "MNIST-test", "acc")].status == "not run: too slow on this CPU"
+    # A run that is not configured keeps its own reason; the file only explains configured ones.
+    assert cells[("k-means", "USPS", "acc")].status.startswith("not run: no run 'kmeans-usps'")
+
+
+def test_spatial_leaderboard_is_published_beside_the_tables(paper_dir, params, tmp_path):
+    board = tmp_path / "reports" / "leaderboard"
+    board.mkdir(parents=True)
+    (board / "spatial-leaderboard.md").write_text("# board\n")
+    (board / "spatial-leaderboard.csv").write_text("a,b\n")
+    tables.render_all(params, "full", {})
+    assert (tmp_path / "reports" / "tables" / "spatial-leaderboard.md").read_text() == "# board\n"
+    assert "tables/spatial-leaderboard.md" in (tmp_path / "reports" / "README.md").read_text()
