@@ -7,6 +7,7 @@ stops it with a message naming the key, the bad value and what is allowed.
 from __future__ import annotations
 
 import difflib
+import signal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -198,6 +199,10 @@ def method_config(params: Params, block: str, run_name: str):
     return impl, config
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def main_guard(fn):
     """Run a stage entry point; print a ParamsError/DatasetError/EmbeddingError as one clean message."""
     import sys
@@ -206,6 +211,9 @@ def main_guard(fn):
     from .embeddings.errors import EmbeddingError
 
     def wrapper(*args, **kwargs):
+        # A killed stage (SIGTERM from a scheduler, `kill`, a CI timeout) unwinds like Ctrl-C, so
+        # the atomic writers remove their temporary files instead of leaving them behind.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             return fn(*args, **kwargs)
         except (ParamsError, DatasetError, EmbeddingError, MemoryError) as exc:

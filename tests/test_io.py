@@ -49,3 +49,31 @@ def test_npz_and_json_round_trip(tmp_path):
     assert back["a"].tolist() == [0, 1, 2] and back["b"].tolist() == [[1, 0], [0, 1]]
     io.write_json(tmp_path / "x.json", {"n": np.int64(3), "f": np.float32(0.5)})
     assert json.loads((tmp_path / "x.json").read_text()) == {"f": 0.5, "n": 3}
+
+
+def test_a_killed_stage_leaves_no_temporary_directory(tmp_path):
+    """SIGTERM (a scheduler, a CI timeout) must unwind like Ctrl-C: no `.part` folder survives."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "stage.py"
+    script.write_text(
+        "import sys, time\n"
+        "from clusterbench import config, io\n"
+        "@config.main_guard\n"
+        "def main():\n"
+        f"    with io.atomic_dir({str(tmp_path / 'out')!r}) as tmp:\n"
+        "        (tmp / 'half.npz').write_text('half')\n"
+        "        print('ready', flush=True)\n"
+        "        time.sleep(60)\n"
+        "main()\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    assert any(p.name.endswith(".part") for p in tmp_path.iterdir())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    time.sleep(0.1)
+    assert not (tmp_path / "out").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
