@@ -64,6 +64,9 @@ class Run(Strict):
     graph: str
     profile: str
     overrides: dict[str, Any] = Field(default_factory=dict)
+    # This run's seeds instead of its profile's: for a run whose cost forces fewer seeds on the
+    # machine at hand (the tables show n for every cell, so the reader sees it).
+    seeds: list[int] | None = Field(None, min_length=1)
 
 
 class BaselineRun(Strict):

@@ -107,3 +107,17 @@ def test_profile_epoch_cap_applies_to_methods_with_epochs(tmp_path):
 def test_repository_params_yaml_is_valid():
     params = config.load("params.yaml")
     assert "full" in params.profiles and "smoke" in params.profiles
+
+
+def test_a_train_run_may_carry_its_own_seeds(tmp_path):
+    def with_run(seeds):
+        def mutate(p):
+            p["methods"]["lnscc"] = {}
+            p["train"] = {"smoke-lnscc-digits": {"method": "lnscc", "view": "smoke-digits-raw",
+                                                 "graph": "smoke-digits-raw", "profile": "smoke", "seeds": seeds}}
+        return mutate
+    params = copy.deepcopy(VALID)
+    with_run([3])(params)
+    assert config.load(write(tmp_path, params)).train["smoke-lnscc-digits"].seeds == [3]
+    msg = error_for(tmp_path, with_run([]))
+    assert "train.smoke-lnscc-digits.seeds" in msg
