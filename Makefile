@@ -1,10 +1,12 @@
-# One-command entry points. Each target sets up .venv first (idempotent).
+# One-command entry points. Each target sets up .venv first (idempotent) and regenerates
+# plan.yaml (the expanded stage lists) from runs.yaml before DVC reads it.
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 # DVC runs stage commands through the shell as `python ...`: make that the venv's python.
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup test smoke repro gate bench clean-smoke
+.PHONY: setup plan test smoke repro gate fresh bench pull
 
 $(VENV_STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -14,17 +16,26 @@ $(VENV_STAMP): requirements.txt pyproject.toml
 
 setup: $(VENV_STAMP)
 
+plan: setup            ## plan.yaml from runs.yaml (validates params.yaml and runs.yaml)
+	$(PY) -m clusterbench.plan
+
 test: setup            ## the test suite (what CI runs)
 	$(PY) -m pytest -q
 
-smoke: setup           ## every stage on small real subsets, CPU, < 10 minutes
-	$(PY) -m dvc repro tables@smoke lnscc-figures@smoke
+smoke: plan            ## every stage on small real subsets, CPU, < 10 minutes
+	$(PY) -m dvc repro tables@smoke lnscc-figures@smoke figures@smoke
 
 gate: setup            ## fail if a smoke metric fell below its committed expected value
 	$(PY) -m clusterbench.gate
 
-repro: setup           ## the whole benchmark (downloads datasets and weights; GPU recommended)
-	$(PY) -m dvc repro
+fresh: setup           ## fail if a committed output was made by code or parameters that changed since
+	$(PY) -m clusterbench.freshness
 
-bench: setup           ## kNN / graph / training speed against the obvious alternatives
+repro: plan            ## the whole benchmark, every stage it can (downloads; GPU recommended), then a summary
+	$(PY) -m clusterbench.repro
+
+bench: setup           ## kNN / graph / training speed and pipeline overhead against the obvious alternatives
 	$(PY) benchmarks/bench.py
+
+pull: setup            ## fetch what the DVC remote holds; two lines on what it could not fetch and why
+	$(PY) -m clusterbench.pull

@@ -77,16 +77,115 @@ def bench_graph(n: int, k: int) -> list[dict]:
     return rows
 
 
+# --- LNSCC: SGD steps per second, legacy step vs the fast step, on the same pairs -----------------
+
+def lnscc_view(dataset: str | None, n: int, d: int) -> np.ndarray:
+    """Features of a prepared data set as the `raw` embedding makes them ([0, 1] pixels), or random."""
+    if dataset:
+        from clusterbench import datasets
+
+        try:
+            arrays = datasets.load(dataset)
+        except Exception as err:  # not prepared here: say so and time random data of the same size
+            print(f"lnscc benchmark: {err}; using random {n} x {d} data")
+        else:
+            x = arrays.X.reshape(len(arrays.X), -1).astype(np.float32)
+            return x / 255.0 if arrays.X.dtype == np.uint8 else x
+    return np.random.default_rng(0).random((n, d), dtype=np.float32)
+
+
+def bench_lnscc_steps(x: np.ndarray, steps: int = 100, repeat: int = 3, n_clusters: int = 10,
+                      label: str = "") -> list[dict]:
+    """Steps/s of LNSCC's training loop body on one epoch's union pairs of ``x`` (M = 10 graph),
+    one torch thread, default Config. ``legacy`` is the loop as it was (NumPy batch per step,
+    np.unique, boolean-mask per-kind losses, float() of every loss);
+    ``fast`` is today's default (pair table on the device, torch.unique, one index_add, logs
+    summed on the device, foreach SGD); ``fast+bf16`` adds ``encoder_dtype: bfloat16``. The
+    implementations run interleaved ``repeat`` times over the same batches and the best time
+    counts (the machine is shared)."""
+    import torch
+
+    from clusterbench import graphs
+    from clusterbench.methods import lnscc
+
+    torch.set_num_threads(1)
+    graph = graphs.knn(x, 10, use_gpu=False)
+    rng = np.random.default_rng(0)
+    base = lnscc.Config()
+    sets = lnscc.build_pair_sets(graph, base)
+    dis = lnscc.sample_disconnected(sets.a, sets.n_dis, rng)
+    pairs = lnscc.epoch_pairs(sets, dis, rng)
+    steps_per_epoch = -(-len(pairs) // base.batch_size)
+    x_t = torch.as_tensor(x)
+    impls = {"legacy": base.model_copy(update={"step_impl": "legacy"}), "fast": base,
+             "fast+bf16": base.model_copy(update={"encoder_dtype": "bfloat16"})}
+
+    def run(config, n_steps: int) -> float:
+        torch.manual_seed(0)
+        encoder, head = lnscc.build_model(x.shape[1], config, n_clusters)
+        params = list(encoder.parameters()) + list(head.parameters())
+        fast = config.step_impl == "fast"
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                              foreach=fast)
+        t0 = time.perf_counter()
+        if fast:
+            pairs_t, sums_t = torch.as_tensor(pairs), torch.zeros(5, dtype=torch.float64)
+        total = 0.0
+        for b in range(n_steps):
+            eta = lnscc.eta_schedule(b + 1, config.delta, config.xi)
+            if fast:
+                loss, logged = lnscc.batch_loss_fast(encoder, head, x_t, pairs_t[b * 200:(b + 1) * 200], config, eta)
+                sums_t += logged
+            else:
+                loss, logs = lnscc.batch_loss(encoder, head, x_t, pairs[b * 200:(b + 1) * 200], config, eta, "cpu")
+                if not torch.isfinite(loss):
+                    raise FloatingPointError
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if not fast:
+                total += float(loss.detach()) + sum(logs.values())
+        if fast:
+            total = float(sums_t.sum())
+        return time.perf_counter() - t0
+
+    best = {name: float("inf") for name in impls}
+    for name, config in impls.items():  # warm-up (oneDNN kernels, allocator)
+        run(config, 5)
+    for _ in range(repeat):
+        for name, config in impls.items():
+            best[name] = min(best[name], run(config, steps))
+    task = f"LNSCC SGD step {label} n={len(x)} d={x.shape[1]} ({steps_per_epoch} steps/epoch)"
+    rows = []
+    for name, seconds in best.items():
+        per_step = seconds / steps
+        rows.append({"task": task, "impl": f"lnscc {name}", "s": per_step, "steps_per_s": round(1 / per_step, 2),
+                     "epoch_s": round(per_step * steps_per_epoch, 1),
+                     "speedup_vs_legacy": round(best["legacy"] / seconds, 2)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--d", type=int, default=784)
     ap.add_argument("--k", type=int, default=50)
+    ap.add_argument("--only", choices=["knn", "graph", "lnscc"], action="append",
+                    help="run only these sections (repeatable; default: all)")
+    ap.add_argument("--lnscc-dataset", default="fashion-mnist-test",
+                    help="prepared data set for the LNSCC step benchmark ('' = random n x d)")
+    ap.add_argument("--lnscc-steps", type=int, default=100)
     args = ap.parse_args()
+    only = set(args.only or ["knn", "graph", "lnscc"])
     x = np.random.default_rng(0).random((args.n, args.d), dtype=np.float32)
-    rows = bench_knn(x, args.k) + bench_graph(args.n, args.k)
+    rows = (bench_knn(x, args.k) if "knn" in only else []) + (bench_graph(args.n, args.k) if "graph" in only else [])
+    if "lnscc" in only:
+        rows += bench_lnscc_steps(lnscc_view(args.lnscc_dataset, args.n, args.d), args.lnscc_steps,
+                                  label=args.lnscc_dataset or "random")
     for r in rows:
         extra = f"  (agreement {r['agreement_with_ours']})" if "agreement_with_ours" in r else ""
+        if "steps_per_s" in r:
+            extra = f"  ({r['steps_per_s']} steps/s, epoch {r['epoch_s']} s, x{r['speedup_vs_legacy']} vs legacy)"
         print(f"{r['task']:<55} {r['impl']:<40} {r['s']:8.3f} s{extra}")
     out = Path(__file__).with_name(f"results-{platform.node() or 'host'}.json")
     out.write_text(json.dumps({"machine": platform.machine(), "args": vars(args), "rows": rows}, indent=2) + "\n")

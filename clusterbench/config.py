@@ -7,6 +7,7 @@ stops it with a message naming the key, the bad value and what is allowed.
 from __future__ import annotations
 
 import difflib
+import json
 import signal
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PARAMS_FILE = Path("params.yaml")
+RUNS_FILE_NAME = "runs.yaml"   # beside params.yaml: datasets, views, train, baselines
+RUN_BLOCKS = ("datasets", "views", "train", "baselines")
 
 
 class ParamsError(ValueError):
@@ -74,6 +77,7 @@ class BaselineRun(Strict):
     view: str
     profile: str
     overrides: dict[str, Any] = Field(default_factory=dict)
+    group: str | None = None   # the params.yaml group that declared it (clusterbench.plan)
 
 
 class Params(Strict):
@@ -118,9 +122,10 @@ def _cross_check(p: Params) -> list[str]:
             errors.append(f"datasets: {_choice('dataset', name, REGISTRY)}")
     for key, view in p.views.items():
         where = f"views.{key}"
-        if view.dataset not in p.datasets:
-            errors.append(f"{where}.dataset: {view.dataset!r} is not listed under datasets"
-                          + ("" if view.dataset in REGISTRY else f" ({_choice('dataset', view.dataset, REGISTRY)})"))
+        if view.dataset not in REGISTRY:
+            errors.append(f"{where}.dataset: {_choice('dataset', view.dataset, REGISTRY)}")
+        elif view.dataset not in p.datasets:
+            errors.append(f"{where}.dataset: {view.dataset!r} is not listed under datasets")
         if view.embedding not in p.embeddings:
             errors.append(f"{where}.embedding: {_choice('embedding', view.embedding, p.embeddings)}")
         if view.profile not in p.profiles:
@@ -142,19 +147,45 @@ def _cross_check(p: Params) -> list[str]:
     clash = set(p.train) & set(p.baselines)
     if clash:
         errors.append(f"train and baselines share run names {sorted(clash)}: outputs would collide")
-    for key, raw in p.methods.items():
+    for key in p.methods:
         if key not in METHODS and key not in BASELINES:
             errors.append(f"methods: {_choice('method', key, set(METHODS) | set(BASELINES))}")
-            continue
-        impl = load_method(key) if key in METHODS else load_baseline(key)
-        for run_block in (p.train, p.baselines):
-            for run_key, run in run_block.items():
-                if run.method == key:
-                    try:
-                        impl.Config(**{**raw, **run.overrides})
-                    except ValidationError as exc:
-                        errors += [f"methods.{key} (as used by {run_key}): {m}" for m in _messages(exc)]
+    errors += _method_config_errors(p)
     return errors
+
+
+def _method_config_errors(p: Params) -> list[str]:
+    """Each method block validated once, and each distinct set of run overrides once: a bad
+    value is one message, not one per run that uses the method."""
+    from .baselines import BASELINES, load_baseline
+    from .methods import METHODS, load_method
+
+    errors: list[str] = []
+    used: dict[str, dict[str, tuple[dict, str]]] = {}   # method -> {overrides key: (overrides, where)}
+    for block in ("train", "baselines"):
+        for run_key, run in getattr(p, block).items():
+            where = f"baselines.{run.group}" if getattr(run, "group", None) else f"{block}.{run_key}"
+            key = json.dumps(run.overrides, sort_keys=True, default=str)
+            used.setdefault(run.method, {}).setdefault(key, (run.overrides, where))
+    for method, variants in used.items():
+        if method not in METHODS and method not in BASELINES:
+            continue
+        impl = load_method(method) if method in METHODS else load_baseline(method)
+        base = p.methods.get(method, {})
+        try:
+            impl.Config(**base)
+            base_ok = True
+        except ValidationError as exc:
+            errors += [f"methods.{method}.{m}" for m in _messages(exc)]
+            base_ok = False
+        for run_overrides, where in variants.values():
+            if not run_overrides or not base_ok:
+                continue
+            try:
+                impl.Config(**{**base, **run_overrides})
+            except ValidationError as exc:
+                errors += [f"{where} (overrides of {method}): {m}" for m in _messages(exc)]
+    return list(dict.fromkeys(errors))
 
 
 def _messages(exc: ValidationError) -> list[str]:
@@ -168,21 +199,61 @@ def _messages(exc: ValidationError) -> list[str]:
 
 
 def load(path: str | Path = PARAMS_FILE, check_references: bool = True) -> Params:
+    """params.yaml as written (baseline groups, derived views and downloads), validated."""
+    from .plan import expand
+
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path} not found: run from the repository root")
+    raw = _read_mapping(path, "blocks (data, model, profiles, ...)")
+    runs_path = path.with_name(RUNS_FILE_NAME)
+    sources: dict[str, str] = {}
+    if runs_path.is_file():
+        runs = _read_mapping(runs_path, ", ".join(RUN_BLOCKS))
+        for key in runs:
+            if key not in RUN_BLOCKS:
+                raise ParamsError(f"{runs_path}: {_choice('block', str(key), RUN_BLOCKS)}")
+            if key in raw:
+                raise ParamsError(f"{key} is declared in both {path} and {runs_path}: keep it in {runs_path}")
+        raw.update(runs)
+        sources = {key: str(runs_path) for key in runs}
+    raw, errors = expand(raw)
+    return _validate(raw, str(path), errors, check_references, sources)
+
+
+def _read_mapping(path: Path, expected: str) -> dict:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of {expected}")
+    return raw
+
+
+def from_dict(raw: dict, source: str, check_references: bool = False) -> Params:
+    """Already expanded params (a resolved stage file, see clusterbench.resolve)."""
+    return _validate(dict(raw), source, [], check_references)
+
+
+def _validate(raw: dict, source: str, errors: list[str], check_references: bool,
+              sources: dict[str, str] | None = None) -> Params:
+    """Params from raw blocks; every problem one line, prefixed by the file its block is in."""
+    def located(lines: list[str]) -> str:
+        out = []
+        for line in lines:
+            block = line.split(".", 1)[0].split(":", 1)[0].split(" ", 1)[0]
+            out.append(f"{(sources or {}).get(block, source)}: {line}")
+        return "\n".join(out)
+
     try:
         params = Params(**raw)
     except ValidationError as exc:
-        raise ParamsError(f"{path}: " + f"\n{path}: ".join(_messages(exc))) from None
+        raise ParamsError(located(errors + _messages(exc))) from None
     if check_references:
-        errors = _cross_check(params)
-        if errors:
-            raise ParamsError(f"{path}: " + f"\n{path}: ".join(errors))
+        errors = errors + _cross_check(params)
+    if errors:
+        raise ParamsError(located(errors))
     return params
 
 
@@ -210,6 +281,7 @@ def main_guard(fn):
     """Run a stage entry point; print a ParamsError/DatasetError/EmbeddingError as one clean message."""
     import sys
 
+    from .checks import DataError
     from .datasets import DatasetError
     from .embeddings.errors import EmbeddingError
 
@@ -219,7 +291,7 @@ def main_guard(fn):
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             return fn(*args, **kwargs)
-        except (ParamsError, DatasetError, EmbeddingError, MemoryError) as exc:
+        except (ParamsError, DataError, DatasetError, EmbeddingError, MemoryError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
 

@@ -14,6 +14,27 @@ from pathlib import Path
 
 GATED_METRICS = ("acc", "nmi", "ari", "top1")
 DEFAULT_TOLERANCE = 0.02
+EXPECTED_DIR = Path("tests/expected")
+
+
+def expected_path(profile: str = "smoke") -> Path:
+    """The committed expected values of a profile (only ``smoke`` has them)."""
+    return EXPECTED_DIR / f"{profile}.json"
+
+
+def load_expected(profile: str = "smoke") -> dict | None:
+    path = expected_path(profile)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def grade(got: float, expected: float, tol: float) -> str:
+    """``below expected`` exactly when the gate fails (got < expected - tol); ``above expected``
+    when got > expected + tol (the gate passes; ``--update`` would raise the floor)."""
+    if got < expected - tol:
+        return "below expected"
+    if got > expected + tol:
+        return "above expected"
+    return "as expected"
 
 
 def compare(expected: dict, actual: dict) -> list[str]:
@@ -28,7 +49,7 @@ def compare(expected: dict, actual: dict) -> list[str]:
             got = runs[run].get(metric)
             if got is None:
                 failures.append(f"{run}.{metric}: missing")
-            elif got < floor - tol:
+            elif grade(got, floor, tol) == "below expected":
                 failures.append(f"{run}.{metric}: {got:.4f} < expected {floor:.4f} - tolerance {tol}")
     return failures
 
@@ -36,7 +57,7 @@ def compare(expected: dict, actual: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--metrics", default="reports/smoke/metrics.json")
-    ap.add_argument("--expected", default="tests/expected/smoke.json")
+    ap.add_argument("--expected", default=str(expected_path("smoke")))
     ap.add_argument("--update", action="store_true", help="write the current metrics as the expected values")
     ap.add_argument("--tolerance", type=float, default=None, help="with --update: the tolerance to store")
     args = ap.parse_args(argv)

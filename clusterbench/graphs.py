@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from . import io
+from . import checks, io
 
 
 @dataclass
@@ -53,21 +53,27 @@ def faiss_gpu_available() -> bool:
 
 
 def knn(x: np.ndarray, k: int, queries: np.ndarray | None = None, use_gpu: bool | None = None,
-        batch_size: int = 16384) -> KnnGraph:
+        batch_size: int = 16384, label: str = "the data", setting: str = "k") -> KnnGraph:
     """Exact Euclidean k nearest neighbours with faiss.
 
     Without ``queries``, neighbours of every row of ``x`` among the other rows (self excluded,
     also when duplicates exist). With ``queries``, neighbours of each query among ``x``.
+    ``label`` and ``setting`` name the data and the parameter behind ``k`` in error messages:
+    faiss pads what it cannot find with index -1, so empty, non-finite or too small inputs are
+    refused (DataError) rather than turned into a graph.
     """
     import faiss
 
     x = np.ascontiguousarray(x, dtype=np.float32)
+    fix = "remove or repair those rows before building a kNN graph"
+    checks.check_features(x, label, fix)
     n, d = x.shape
     self_search = queries is None
     q = x if self_search else np.ascontiguousarray(queries, dtype=np.float32)
+    if not self_search:
+        checks.check_features(q, f"the queries of {label}", fix)
+    checks.check_knn_k(n, k, label, setting, queries=not self_search)
     want = k + 1 if self_search else k
-    if want > n:
-        raise ValueError(f"k={k} neighbours asked for but only {n - int(self_search)} candidates exist")
     index = faiss.IndexFlatL2(d)
     if use_gpu is None:
         use_gpu = faiss_gpu_available()
@@ -90,7 +96,18 @@ def knn(x: np.ndarray, k: int, queries: np.ndarray | None = None, use_gpu: bool 
             dist = dist[keep].reshape(len(idx), k)
         idx_out[start:stop] = idx
         dist_out[start:stop] = np.sqrt(np.maximum(dist, 0.0))
+    _refuse_missing_neighbours(idx_out, dist_out, n, label)
     return KnnGraph(idx_out, dist_out)
+
+
+def _refuse_missing_neighbours(idx: np.ndarray, dist: np.ndarray, n: int, label: str) -> None:
+    """faiss marks a neighbour it could not find with -1 (and a 3.4e38 distance): never return one."""
+    bad = ((idx < 0) | (idx >= n)).any(axis=1) | ~np.isfinite(dist).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise checks.DataError(f"faiss found no valid neighbour list for {len(rows)} rows of {label} (first: row "
+                               f"{rows[0]}; index -1 or a non-finite distance): its values are too large for float32 "
+                               "distances; rescale the features")
 
 
 # --- edge weightings -------------------------------------------------------------------------

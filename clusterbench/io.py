@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,14 +19,57 @@ from typing import Any, Iterator
 import numpy as np
 
 
+def umask() -> int:
+    """The process umask. Read from /proc where it can be: os.umask only reads by also setting
+    it, which would race with other threads creating files."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def normal_mode(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give a mkstemp/mkdtemp result (0600/0700) the mode open()/mkdir would have given it, so a
+    shared DVC cache or another user can read the output."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask())
+
+
+def remove_stale_parts(path: str | os.PathLike) -> None:
+    """Remove what a killed writer of ``path`` left beside it: ``.<name>.XXXX.part`` and ``.<name>.old``.
+
+    Only the exact temporary names of ``path`` are matched (mkstemp's suffix has no dot), so the
+    temporaries of ``<name>.json`` survive a write of ``<name>``.
+    """
+    path = Path(path)
+    stale = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]+" + re.escape(".part"))
+    try:
+        entries = list(os.scandir(path.parent))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if stale.fullmatch(entry.name) or entry.name == f".{path.name}.old":
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    normal_mode(tmp_path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -39,7 +83,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory; it replaces ``path`` as a whole only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    normal_mode(tmp, directory=True)
     try:
         yield tmp
         if path.exists():

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from . import io
+from . import checks, io
 from .config import Params, method_config
 from .embeddings import View
 from .graphs import KnnGraph
@@ -26,6 +26,8 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
     profile = params.profiles[run.profile]
     view = View.load(io.view_path(run.profile, run.view))
     graph = KnnGraph.load(io.graph_path(run.profile, run.graph)) if block == "train" else None
+    checks.check_view(view, name=run.view)  # NaN/empty views stop here, not in scikit-learn or faiss
+    checks.check_fits(view, run.view, config, graph, getattr(run, "graph", None))
     # Baselines run on CPU unless they declare they can use an accelerator (the deep ones).
     device = pick_device() if block == "train" or getattr(impl, "USES_DEVICE", False) else "cpu"
     n_clusters = view.n_clusters

@@ -1,19 +1,8 @@
 """baselines@<run>: a classic baseline on one view, over the profile's seeds."""
-import os
-
-# On a shared machine, OpenMP threads that busy-wait at barriers slow scikit-learn's and torch's
-# small parallel loops down 10-50x when other processes hold the cores (measured on OPTICS and
-# the deep baselines); passive waiting keeps the parallel speed-up without the stall. Must be set
-# before any OpenMP runtime is loaded.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# OpenBLAS threads spin the same way and have no passive mode: on the shared 2-core build
-# machine two BLAS threads made k-means 10x slower and big products no faster. Export
-# OPENBLAS_NUM_THREADS to use more on a machine of your own.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
+from clusterbench import threads  # noqa: F401  (first: pins BLAS/OpenMP threads)
 import argparse  # noqa: E402
 
-from clusterbench import config, runs  # noqa: E402
+from clusterbench import config, resolve, runs  # noqa: E402
 
 
 @config.main_guard
@@ -21,9 +10,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("run")
     args = ap.parse_args()
-    record = runs.execute(config.load(), "baselines", args.run)
-    print(f"{args.run}: {len(record['per_seed'])} seeds, "
-          f"{sum(s['wall_s'] for s in record['per_seed']):.1f} s")
+    params = resolve.load_params("runs", args.run)
+    if args.run not in params.baselines:
+        raise config.ParamsError(f"{args.run!r} is a train run, not a baseline run: use `dvc repro train@{args.run}`")
+    record = runs.execute(params, "baselines", args.run)
+    print(f"{args.run}: {len(record['per_seed'])} seeds, {sum(s['wall_s'] for s in record['per_seed']):.1f} s")
 
 
 if __name__ == "__main__":

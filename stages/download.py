@@ -1,7 +1,8 @@
 """download@<dataset>: fetch, verify and parse one dataset into data/datasets/<dataset>/."""
-import argparse
+from clusterbench import threads  # noqa: F401  (first: pins BLAS/OpenMP threads)
+import argparse  # noqa: E402
 
-from clusterbench import config, datasets, io
+from clusterbench import config, datasets, io, resolve  # noqa: E402
 
 
 @config.main_guard
@@ -9,11 +10,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("dataset")
     args = ap.parse_args()
-    params = config.load()
-    if args.dataset not in params.datasets:
-        raise config.ParamsError(f"dataset {args.dataset!r} is not listed under datasets in params.yaml")
-    fetcher = datasets.Fetcher(mirrors=params.data.mirrors, offline=params.data.offline,
-                               local_dirs={"imagenet": params.data.imagenet_dir})
+    settings = resolve.load_settings("download", args.dataset)
+    data = config.DataParams(**settings["data"])
+    fetcher = datasets.Fetcher(mirrors=data.mirrors, offline=data.offline, local_dirs={"imagenet": data.imagenet_dir})
     arrays = datasets.prepare(args.dataset, io.dataset_dir(args.dataset), fetcher)
     print(f"{args.dataset}: {len(arrays.X)} samples, {arrays.n_classes} classes, X {arrays.X.shape[1:]}")
 

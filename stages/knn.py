@@ -1,7 +1,8 @@
 """knn@<view>: exact k-nearest-neighbour graph of a view (faiss) -> data/<profile>/graphs/<view>.npz."""
-import argparse
+from clusterbench import threads  # noqa: F401  (first: pins BLAS/OpenMP threads)
+import argparse  # noqa: E402
 
-from clusterbench import config, graphs, io
+from clusterbench import checks, config, graphs, io, resolve  # noqa: E402
 from clusterbench.embeddings import View
 
 
@@ -10,12 +11,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("view")
     args = ap.parse_args()
-    params = config.load()
-    view_spec = params.views[args.view]
-    k = max(params.model.k, view_spec.min_k)
-    view = View.load(io.view_path(view_spec.profile, args.view))
-    graph = graphs.knn(view.X, k)
-    graph.save(io.graph_path(view_spec.profile, args.view))
+    settings = resolve.load_settings("knn", args.view)
+    k, setting = settings["k"], settings["k_from"]
+    view = View.load(io.view_path(settings["profile"], args.view))
+    checks.check_view(view, args.view)
+    graph = graphs.knn(view.X, k, label=f"view {args.view}", setting=setting)
+    graph.save(io.graph_path(settings["profile"], args.view))
     print(f"{args.view}: {graph.n} nodes, k={graph.k}, gpu={graphs.faiss_gpu_available()}")
 
 

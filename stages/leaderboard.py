@@ -1,7 +1,8 @@
 """leaderboard@<profile>: every baseline on the clustering-data-v1 batteries, in one table."""
-import argparse
+from clusterbench import threads  # noqa: F401  (first: pins BLAS/OpenMP threads)
+import argparse  # noqa: E402
 
-from clusterbench import config, leaderboard
+from clusterbench import config, leaderboard, resolve  # noqa: E402
 
 
 @config.main_guard
@@ -9,7 +10,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("profile")
     args = ap.parse_args()
-    params = config.load()
+    params = resolve.load_params("profiles", args.profile)
     if args.profile not in params.profiles:
         raise config.ParamsError(f"unknown profile {args.profile!r}; allowed: {', '.join(params.profiles)}")
     summary = leaderboard.build(params, args.profile)

@@ -1,7 +1,8 @@
 """tables@<profile>: paper-vs-ours tables and the scorecard -> reports/[<profile>/]tables, README.md."""
-import argparse
+from clusterbench import threads  # noqa: F401  (first: pins BLAS/OpenMP threads)
+import argparse  # noqa: E402
 
-from clusterbench import config, scoring, tables
+from clusterbench import config, resolve, scoring, tables  # noqa: E402
 
 
 @config.main_guard
@@ -9,7 +10,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("profile")
     args = ap.parse_args()
-    params = config.load()
+    params = resolve.load_params("profiles", args.profile)
     result = tables.render_all(params, args.profile, scoring.load_scores(params.profiles[args.profile].reports))
     print(f"rendered {result['tables']} tables")
 

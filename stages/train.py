@@ -1,7 +1,8 @@
-"""train@<run>: a paper method on one view and its kNN graph, over the profile's seeds."""
-import argparse
+"""train@<run>: a paper method on one view and its kNN graph, over the run's seeds."""
+from clusterbench import threads  # noqa: F401  (first: pins BLAS/OpenMP threads)
+import argparse  # noqa: E402
 
-from clusterbench import config, runs
+from clusterbench import config, resolve, runs  # noqa: E402
 
 
 @config.main_guard
@@ -9,15 +10,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("run")
     args = ap.parse_args()
-    params = config.load()
+    params = resolve.load_params("runs", args.run)
     if args.run not in params.train:
-        raise config.ParamsError(f"no run {args.run!r} under train in params.yaml; allowed: {', '.join(params.train)}")
-    run = params.train[args.run]
-    if run.seeds:  # the run's own seeds replace its profile's
-        params.profiles[run.profile] = params.profiles[run.profile].model_copy(update={"seeds": run.seeds})
+        raise config.ParamsError(f"{args.run!r} is a baseline run, not a train run: use `dvc repro baselines@{args.run}`")
     record = runs.execute(params, "train", args.run)
-    print(f"{args.run}: {len(record['per_seed'])} seeds, "
-          f"{sum(s['wall_s'] for s in record['per_seed']):.1f} s")
+    print(f"{args.run}: {len(record['per_seed'])} seeds, {sum(s['wall_s'] for s in record['per_seed']):.1f} s")
 
 
 if __name__ == "__main__":

@@ -191,6 +191,66 @@ def test_subsampled_baseline_scores_the_same_rows_for_every_seed(blobs):
     assert np.array_equal(a.index, b.index)
 
 
+# --- BIRCH on the batteries: its threshold is a length ----------------------------------------
+
+def _battery_birch_overrides():
+    from clusterbench import config
+
+    return dict(config.load("params.yaml").baselines["birch-uci-ecoli"].overrides)
+
+
+def _scaled(view, factor):
+    return _view(view.X * factor, view.y)
+
+
+def test_rescale_proportional_is_the_suites_preprocessing():
+    x = np.array([[1.0, 7.0, 2.0], [3.0, 7.0, 0.0], [5.0, 7.0, 4.0], [7.0, 7.0, 2.0]])
+    varying = x[:, [0, 2]]
+    s = varying.std(ddof=1)  # one number: the std of all entries of the non-constant columns
+    out = _common.rescale(x, "proportional")
+    assert np.allclose(out[:, [0, 2]], (varying - varying.mean(0)) / s)
+    assert np.all(out[:, 1] == 0)  # constant column: dropped by the suite, zero here (same distances)
+    # a similarity transform: pairwise distance ratios are kept
+    d = lambda a: np.linalg.norm(a[:, None] - a[None], axis=-1)
+    assert np.allclose(d(out) * s, d(x))
+    std = _common.rescale(x, "standard")
+    assert np.allclose(std[:, [0, 2]].std(0, ddof=1), 1.0) and np.allclose(std.mean(0), 0.0)
+    assert _common.rescale(x, "none") is x
+    with pytest.raises(ValueError, match="unknown scaling"):
+        _common.rescale(x, "minmax")
+
+
+def test_birch_battery_settings_split_data_narrower_than_the_threshold(blobs):
+    """uci-ecoli / uci-yeast: features spanning less than the 0.5 threshold gave one cluster (NCA 0)."""
+    small = _scaled(blobs, 0.01)  # the four blobs fit in a box of side ~0.1
+    impl = load_baseline("birch")
+    before = impl.fit_predict(_ctx(small), impl.Config(max_samples=None))  # default = the paper rows' settings
+    assert before.extra["n_clusters_found"] == 1 and before.extra["n_subclusters"] == 1
+    overrides = _battery_birch_overrides()
+    assert overrides["scale"] == "proportional"
+    res = impl.fit_predict(_ctx(small), impl.Config(**overrides))
+    assert res.extra["n_clusters_found"] == 4
+    assert adjusted_rand_score(small.y, res.labels) > 0.95
+
+
+def test_birch_battery_settings_do_not_depend_on_the_units(blobs):
+    impl = load_baseline("birch")
+    cfg = impl.Config(**_battery_birch_overrides())
+    labels = [impl.fit_predict(_ctx(_scaled(blobs, f)), cfg).labels for f in (0.01, 1.0, 100.0)]
+    assert all(adjusted_rand_score(blobs.y, lab) > 0.95 for lab in labels)
+    assert all(adjusted_rand_score(labels[0], lab) == 1.0 for lab in labels[1:])
+
+
+def test_birch_adapt_threshold_halves_it_until_k_subclusters(blobs):
+    small = _scaled(blobs, 0.01)
+    impl = load_baseline("birch")
+    res = impl.fit_predict(_ctx(small), impl.Config(max_samples=None, adapt_threshold=True))
+    assert res.extra["threshold"] < 0.5 and res.extra["n_subclusters"] >= 4
+    assert res.extra["n_clusters_found"] == 4
+    kept = impl.fit_predict(_ctx(blobs), impl.Config(max_samples=None, adapt_threshold=True))
+    assert kept.extra["threshold"] == 0.5  # enough subclusters already: the threshold is left alone
+
+
 # --- memory refusal ---------------------------------------------------------------------------
 
 def test_quadratic_configuration_is_refused_up_front(monkeypatch, blobs):
@@ -256,18 +316,11 @@ def test_every_registered_baseline_loads_with_default_config():
         impl.Config()
 
 
-def test_plan_uses_registered_baselines_and_params_has_all_planned_runs():
-    from pathlib import Path
+def test_every_declared_baseline_run_uses_a_registered_baseline():
+    from clusterbench import config
 
-    import yaml
-
-    from clusterbench.baselines import plan
-
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    for run in plan.full_runs() + plan.smoke_runs() + plan.pending_runs():
-        assert run.method in BASELINES
-    names = set(params["baselines"])
-    for run in plan.full_runs():
-        assert f"{run.variant}-{run.dataset}" in names
-    for run in plan.smoke_runs():
-        assert f"smoke-{run.variant}-{run.dataset}" in names
+    params = config.load("params.yaml")
+    assert len(params.baselines) > 300
+    assert all(run.method in BASELINES for run in params.baselines.values())
+    # the spatial leaderboard: every battery data set gets the battery group's baselines
+    assert {"kmeans-uci-yeast", "birch-fcps-hepta", "smoke-kmeans-fcps-hepta"} <= set(params.baselines)

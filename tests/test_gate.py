@@ -32,3 +32,11 @@ def test_cli_update_then_check(tmp_path):
     assert gate.main(["--metrics", str(metrics), "--expected", str(expected)]) == 0
     metrics.write_text(json.dumps({"runs": {"r": {"acc": 0.45, "nmi": 0.4}}}))
     assert gate.main(["--metrics", str(metrics), "--expected", str(expected)]) == 1
+
+
+def test_grade_names_what_the_gate_does():
+    # "below expected" exactly when compare() reports a regression; the tables use grade() for smoke cells.
+    assert gate.grade(0.781, 0.80, 0.02) == "as expected"
+    assert gate.grade(0.779, 0.80, 0.02) == "below expected"
+    assert gate.grade(0.821, 0.80, 0.02) == "above expected"
+    assert gate.compare({"tolerance": 0.02, "runs": {"r": {"acc": 0.80}}}, {"runs": {"r": {"acc": 0.821}}}) == []

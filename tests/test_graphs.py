@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from clusterbench import graphs
+from clusterbench.checks import DataError
 
 LINE = np.array([[0.0], [1.0], [3.0], [7.0]], dtype=np.float32)
 
@@ -38,8 +39,35 @@ def test_knn_matches_brute_force_on_random_data():
 
 
 def test_knn_rejects_k_larger_than_candidates():
-    with pytest.raises(ValueError, match="candidates"):
+    with pytest.raises(DataError, match=r"has 4 rows; k = 4 needs more than k rows: lower k \(at most 3\)"):
         graphs.knn(LINE, 4, use_gpu=False)
+    with pytest.raises(DataError, match=r"k = 5 needs at least k rows: lower k \(at most 4\)"):
+        graphs.knn(LINE, 5, queries=LINE[:1], use_gpu=False)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_knn_refuses_non_finite_rows_and_queries(bad):
+    x = LINE.copy()
+    x[2, 0] = bad
+    with pytest.raises(DataError, match=r"view v has NaN or inf values in 1 of 4 rows \(first: row 2\)"):
+        graphs.knn(x, 2, use_gpu=False, label="view v")
+    with pytest.raises(DataError, match="queries"):
+        graphs.knn(LINE, 1, queries=x, use_gpu=False)
+
+
+def test_knn_never_returns_a_missing_neighbour(monkeypatch):
+    """faiss pads neighbours it cannot find with -1: such a list must never reach a graph file."""
+    import faiss
+
+    class Padding(faiss.IndexFlatL2):
+        def search(self, q, k):
+            d, i = super().search(q, k)
+            i[1, -1], d[1, -1] = -1, np.finfo(np.float32).max
+            return d, i
+
+    monkeypatch.setattr(faiss, "IndexFlatL2", Padding)
+    with pytest.raises(DataError, match="no valid neighbour list for 1 rows of the data \\(first: row 1"):
+        graphs.knn(LINE, 2, use_gpu=False)
 
 
 def test_truncate_takes_prefix_and_explains_too_large_k():

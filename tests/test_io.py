@@ -1,5 +1,7 @@
 """Atomic writes: nothing half-written survives a failure."""
 import json
+import os
+import stat
 
 import pytest
 
@@ -77,3 +79,39 @@ def test_a_killed_stage_leaves_no_temporary_directory(tmp_path):
     time.sleep(0.1)
     assert not (tmp_path / "out").exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_atomic_outputs_get_the_modes_open_and_mkdir_would_give(tmp_path, umask_022):
+    """mkstemp/mkdtemp make 0600/0700: a shared DVC cache or another user could not read those."""
+    io.write_json(tmp_path / "a.json", {"v": 1})
+    with io.atomic_dir(tmp_path / "run") as tmp:
+        io.write_npz(tmp / "predictions.npz", labels=[0, 1])
+        (tmp / "plain.txt").write_text("x")
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(tmp_path / "a.json") == 0o644
+    assert mode(tmp_path / "run") == 0o755
+    assert mode(tmp_path / "run" / "predictions.npz") == 0o644 and mode(tmp_path / "run" / "plain.txt") == 0o644
+    os.umask(0o077)
+    io.write_text(tmp_path / "private.txt", "x")
+    assert mode(tmp_path / "private.txt") == 0o600  # the umask is honoured, not overridden
+
+
+def test_stale_part_leftovers_of_a_killed_writer_are_removed_on_the_next_write(tmp_path):
+    (tmp_path / ".run.k3j2x_9a.part").mkdir()  # what a SIGKILLed atomic_dir leaves
+    (tmp_path / ".run.k3j2x_9a.part" / "half.npz").write_text("half")
+    (tmp_path / ".run.old").mkdir()
+    (tmp_path / ".out.json.abcd1234.part").write_text("{half")
+    keep = [".run.json.abcd1234.part", ".runner.abcd1234.part", "run.txt"]  # other targets' files
+    for name in keep:
+        (tmp_path / name).write_text("other")
+    with io.atomic_dir(tmp_path / "run") as tmp:
+        (tmp / "a.txt").write_text("1")
+    io.write_json(tmp_path / "out.json", {"v": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep + ["out.json", "run"])

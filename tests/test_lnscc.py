@@ -291,3 +291,130 @@ def test_target_distribution_survives_an_empty_cluster():
     assert torch.isfinite(v).all()
     np.testing.assert_allclose(v[0].numpy(), [0.3, 0.7, 0.0], atol=1e-6)
     assert math.isfinite(lnscc.clustering_loss(u, gamma=1.0).item())
+
+
+def test_qa_counts_are_capped_and_never_overflow():
+    # A -> 1 makes Q^{im+} = alpha A_max / (1 - A) unbounded, A -> 0 does the same to Q^{im-}
+    w = np.array([1.0, 1 - 1e-15, 0.5, 1e-300])
+    qa = lnscc.quantity_augmentation(w, alpha=2.0, max_copies=1000)
+    assert qa.im_pos.tolist() == [1000, 1000, 4, 2]  # 2 * 1 / (1 - A)
+    assert qa.im_neg.tolist() == [1, 1, 2, 1000]  # (1 - A)_max / A, (1 - A)_max = 1
+    assert (qa.ba <= 1000).all()
+    uncapped = lnscc.quantity_augmentation(w, alpha=2.0)
+    assert (uncapped.im_pos >= 0).all() and (uncapped.im_neg >= 0).all(), "no int64 overflow to negative counts"
+    # the known-answer edges (largest count 60) are untouched by the default cap
+    known = lnscc.quantity_augmentation(np.array([e[2] for e in EDGES]), 2.0, max_copies=lnscc.Config().max_copies)
+    assert known.im_pos.tolist() == [60, 2, 3, 2, 60] and known.im_neg.tolist() == [0, 7, 1, 7, 0]
+
+
+def near_duplicate_graph(scale=1000.0):
+    """Blobs with distances x1000: softmax(-D) is one-hot, A_max = 1 and most 1 - A underflow."""
+    view = blobs(n_per=100, dim=4)
+    g = graphs.knn(view.X, 10)
+    return graphs.KnnGraph(g.indices, g.distances * scale)
+
+
+def test_huge_distance_scale_is_bounded_by_max_copies():
+    import tracemalloc
+
+    config = lnscc.Config()
+    tracemalloc.start()
+    sets = lnscc.build_pair_sets(near_duplicate_graph(), config)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert sets.qa.a_max == pytest.approx(1.0)
+    sizes = sets.sizes()
+    assert max(sizes["im+"], sizes["im-"], sizes["ba"]) <= config.max_copies * sizes["edges"]
+    assert len(sets.fixed) <= 3 * config.max_copies * sizes["edges"]
+    assert peak < 200 * 2**20, f"pair sets of a 200-row view took {peak / 2**20:.0f} MiB"
+
+
+def test_near_duplicate_rows_do_not_allocate_without_bound():
+    from clusterbench.checks import DataError
+
+    # 100 spread-out points (pairwise distances ~40) and a twin of each at 1e-6: every row's
+    # softmax(-D) puts ~1 - 1e-15 on its twin, so eq. 6 asks for ~1e15 copies of each twin edge
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 10, (100, 8))
+    x = np.concatenate([base, base + 1e-6 * rng.normal(size=base.shape)]).astype(np.float32)
+    graph = graphs.knn(x, 10)
+    sets = lnscc.build_pair_sets(graph, lnscc.Config())
+    assert sets.qa.a_max == pytest.approx(1.0) and sets.sizes()["im+"] <= 1000 * sets.n_edges
+    with pytest.raises(DataError, match="200 rows"):
+        lnscc.build_pair_sets(graph, lnscc.Config(max_copies=None))
+
+
+def test_pair_budget_refuses_before_allocating():
+    from clusterbench.checks import DataError
+
+    # without the cap the counts of a near-duplicate view are astronomical: refused in one line
+    with pytest.raises(DataError, match=r"200 rows.*max_pairs") as err:
+        lnscc.build_pair_sets(near_duplicate_graph(), lnscc.Config(max_copies=None))
+    assert "\n" not in str(err.value) and "rescale" in str(err.value)
+    # the budget counts E^dis too (127 + 15 + 2 pairs of the line graph + 635 disconnected = 779)
+    assert lnscc.build_pair_sets(line_graph(), lnscc.Config(n_neighbors=2, max_pairs=779)).n_dis == 635
+    with pytest.raises(DataError, match="779 augmented pairs"):
+        lnscc.build_pair_sets(line_graph(), lnscc.Config(n_neighbors=2, max_pairs=778))
+
+
+@pytest.mark.parametrize("batching", ["union", "per_set"])
+def test_fast_step_matches_legacy_step(batching):
+    """The default (fast) step computes the legacy step's losses and gradients on the same batch."""
+    rng = np.random.default_rng(0)
+    view = blobs()
+    config = lnscc.Config(**{**FAST, "batching": batching})
+    sets = lnscc.build_pair_sets(graphs.knn(view.X, 10), config)
+    dis = lnscc.sample_disconnected(sets.a, sets.n_dis, rng)
+    pairs = lnscc.epoch_pairs(sets, dis, rng)
+    batch = pairs[:200] if batching == "union" else lnscc.per_set_batch(lnscc.per_set_tables(sets, dis, rng), 2, 50)
+    assert len(np.unique(batch[:, 2])) == 4, "the batch must hold every pair kind"
+    torch.manual_seed(0)
+    encoder, head = lnscc.build_model(view.X.shape[1], config, 2)
+    x = torch.as_tensor(view.X)
+    params = list(encoder.parameters()) + list(head.parameters())
+    old, logs = lnscc.batch_loss(encoder, head, x, batch, config, 2.5, "cpu")
+    old_grads = torch.autograd.grad(old, params)
+    new, logged = lnscc.batch_loss_fast(encoder, head, x, torch.as_tensor(batch), config, 2.5)
+    new_grads = torch.autograd.grad(new, params)
+    assert new.item() == pytest.approx(old.item(), rel=1e-5)
+    expected = [old.item(), logs["im"], logs["ba"], logs["dis"], logs["clu"]]
+    np.testing.assert_allclose(logged.numpy(), expected, rtol=1e-5)
+    for g_old, g_new in zip(old_grads, new_grads):
+        torch.testing.assert_close(g_new, g_old, rtol=1e-4, atol=1e-6)
+
+
+def test_fast_and_legacy_training_agree():
+    view = blobs(seed=3)
+    a, b = run(view, seed=5), run(view, seed=5, step_impl="legacy")
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.embedding, b.embedding, rtol=1e-3, atol=1e-3)
+    for ra, rb in zip(a.history, b.history):
+        assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-4)
+        assert ra["loss_clu"] == pytest.approx(rb["loss_clu"], rel=1e-4, abs=1e-6)
+
+
+def test_open_readings_distance_and_graph_unit():
+    zi, zj = torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]])
+    assert lnscc.pair_distance(zi, zj).item() == pytest.approx(5.0)
+    assert lnscc.pair_distance(zi, zj, squared=True).item() == pytest.approx(25.0)
+    d = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    assert lnscc.scaled_distances(d, 1.0) is d, "the default leaves D untouched"
+    np.testing.assert_allclose(lnscc.scaled_distances(d, 2.0), d / 2)
+    np.testing.assert_allclose(lnscc.scaled_distances(d, "median"), d / 2.5)
+    with pytest.raises(ValidationError, match="graph_distance_unit"):
+        lnscc.Config(graph_distance_unit=0.0)
+    with pytest.raises(ValidationError, match="step_impl: fast"):
+        lnscc.Config(encoder_dtype="bfloat16", step_impl="legacy")
+    # 'median' makes A independent of the features' units (x1024 is exact in floats)
+    base = graphs.knn(blobs(n_per=100, dim=4).X, 10)
+    big = graphs.KnnGraph(base.indices, base.distances * 1024)
+    config = lnscc.Config(graph_distance_unit="median")
+    np.testing.assert_array_equal(lnscc.build_pair_sets(big, config).fixed, lnscc.build_pair_sets(base, config).fixed)
+    result = run(blobs(), distance="squared", graph_distance_unit="median")
+    assert max(np.mean(result.labels == blobs().y), np.mean(result.labels != blobs().y)) == 1.0
+
+
+def test_bfloat16_encoder_trains():
+    result = run(blobs(), encoder_dtype="bfloat16")
+    assert result.embedding.dtype == np.float32
+    assert max(np.mean(result.labels == blobs().y), np.mean(result.labels != blobs().y)) == 1.0

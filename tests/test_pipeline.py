@@ -1,5 +1,6 @@
 """The pipeline end to end: in-process on digits, and through DVC in a scratch repository."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,10 +31,19 @@ SMOKE_PARAMS = {
 }
 
 
+RUN_BLOCKS = ("datasets", "views", "train", "baselines")
+
+
+def write_params(repo: Path, params: dict) -> None:
+    """params.yaml (knobs) and runs.yaml (what runs), as in the repository."""
+    (repo / "params.yaml").write_text(yaml.safe_dump({k: v for k, v in params.items() if k not in RUN_BLOCKS}))
+    (repo / "runs.yaml").write_text(yaml.safe_dump({k: v for k, v in params.items() if k in RUN_BLOCKS}))
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    Path("params.yaml").write_text(yaml.safe_dump(SMOKE_PARAMS))
+    write_params(tmp_path, SMOKE_PARAMS)
     return tmp_path
 
 
@@ -75,25 +85,40 @@ def scratch_repo(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     # The stages list the package's modules as dependencies: the scratch repository carries its own copy.
-    for item in ("dvc.yaml", "stages", "reports/paper", "clusterbench"):
+    for item in ("dvc.yaml", "stages", "reports/paper", "clusterbench", "tests/expected"):
         src = REPO / item
         if src.is_dir():
             shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(src, repo / item)
-    (repo / "params.yaml").write_text(yaml.safe_dump(SMOKE_PARAMS))
+    write_params(repo, SMOKE_PARAMS)
     env = {**os.environ, "PYTHONPATH": str(repo), "DVC_NO_ANALYTICS": "1"}
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     _dvc("init", "-q", cwd=repo, env=env)
+    _plan(repo, env)
     return repo, env
+
+
+def _plan(repo, env):
+    proc = subprocess.run([sys.executable, "-m", "clusterbench.plan"], cwd=repo, env=env, text=True,
+                          capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _dvc_fails(*args, cwd, env) -> str:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, text=True, capture_output=True)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
 
 
 def test_dvc_smoke_pipeline_repro_is_cached_and_k_change_reruns_only_graph_dependents(scratch_repo):
     repo, env = scratch_repo
-    out = _dvc("repro", "tables@smoke", cwd=repo, env=env)
+    out = _dvc("repro", "tables@smoke", "figures@smoke", cwd=repo, env=env)
     assert "Running stage 'baselines@smoke-kmeans-digits'" in out
     assert (repo / "reports/smoke/README.md").exists()
     assert (repo / "reports/smoke/metrics/smoke-kmeans-digits.json").exists()
+    summary = yaml.safe_load((repo / "reports/smoke/summary.json").read_text())
+    assert summary["baselines"]["runs"] == 2 and 0.5 < summary["baselines"]["acc"] <= 1
     again = _dvc("repro", "tables@smoke", cwd=repo, env=env)
     assert "Running stage" not in again
     # k only feeds the knn stages; k-means reads views, so nothing else re-runs.
@@ -101,6 +126,35 @@ def test_dvc_smoke_pipeline_repro_is_cached_and_k_change_reruns_only_graph_depen
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["model"]["k"] = 5
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    status = _dvc("status", cwd=repo, env=env)
-    assert "knn@smoke-digits-raw" in status
-    assert "baselines@" not in status and "embed@" not in status
+    out = _dvc("repro", "tables@smoke", "knn@smoke-digits-raw", cwd=repo, env=env)
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    assert ran == {"resolve", "knn@smoke-digits-raw"}, ran
+
+
+def test_bad_parameters_stop_before_any_output_is_touched(scratch_repo):
+    """resolve validates first: DVC never deletes a good output to re-run a stage with bad settings,
+    and our one-line message comes before any DVC error about missing paths or parameters."""
+    repo, env = scratch_repo
+    _dvc("repro", "tables@smoke", cwd=repo, env=env)
+    run = repo / "data/smoke/runs/smoke-kmeans-digits/predictions.npz"
+    before = run.read_bytes()
+    cases = [
+        ("params.yaml", lambda p: p["methods"]["kmeans"].update(n_init="many"), "methods.kmeans.n_init"),
+        ("runs.yaml", lambda r: r["datasets"].append("digitz"), "did you mean 'digits'"),
+        ("runs.yaml", lambda r: r["views"]["smoke-digits-raw"].update(dataset="digitz"), "views.smoke-digits-raw"),
+        ("runs.yaml", lambda r: r["baselines"]["smoke-kmeans-digits"].update(method="kmeanz"), "kmeanz"),
+    ]
+    for name, mutate, expected in cases:
+        path = repo / name
+        original = path.read_text()
+        data = yaml.safe_load(original)
+        mutate(data)
+        path.write_text(yaml.safe_dump(data))
+        out = _dvc_fails("repro", "tables@smoke", cwd=repo, env=env)
+        errors = [line for line in out.splitlines() if line.startswith("error:") or "params.yaml:" in line]
+        assert any(expected in line for line in errors), out
+        assert "No such file or directory" not in out and "are missing" not in out, out
+        assert out.count(expected) <= 2, out   # said once (plus DVC's echo of the failing stage), not per run
+        assert run.read_bytes() == before      # the good output survived the failed check
+        path.write_text(original)
+    assert "Running stage" not in _dvc("repro", "tables@smoke", cwd=repo, env=env)

@@ -1,5 +1,6 @@
 """Tables stage: paper values beside ours, statuses and the scorecard, on a synthetic paper."""
 import csv
+import json
 
 import pytest
 import yaml
@@ -41,6 +42,12 @@ def paper_dir(tmp_path, monkeypatch):
     return d
 
 
+def make_params(raw):
+    """Validated params in their explicit form (runs listed one by one), as the tables stage gets
+    them: independent of how params.yaml spells them."""
+    return config.Params(**raw)
+
+
 @pytest.fixture
 def params(tmp_path):
     raw = {
@@ -53,9 +60,8 @@ def params(tmp_path):
         "baselines": {"kmeans-mnist-sample10k": {"method": "kmeans", "view": "mnist-sample10k-raw", "profile": "full"},
                       "kmeans-digits": {"method": "kmeans", "view": "digits-raw", "profile": "full"}},
     }
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return config.load(path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    return make_params(raw)
 
 
 def score(acc, nmi, std=0.01):
@@ -87,8 +93,7 @@ def test_missing_download_reason(paper_dir, params, tmp_path):
     raw["datasets"].append("usps")
     raw["views"]["usps-raw"] = {"dataset": "usps", "embedding": "raw", "profile": "full"}
     raw["baselines"]["kmeans-usps"] = {"method": "kmeans", "view": "usps-raw", "profile": "full"}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    p = config.load(tmp_path / "params.yaml")
+    p = make_params(raw)
     cells = by_key(tables.resolve_cells("lnscc", p, {}, "full"))
     assert "usps must be downloaded" in cells[("k-means", "USPS", "acc")].status
 
@@ -104,7 +109,7 @@ def test_render_all_writes_tables_and_scorecard(paper_dir, params, tmp_path):
     tables.render_all(params, "full", scores)
     out = tmp_path / "reports"
     md = (out / "tables" / "lnscc-table2.md").read_text()
-    assert "0.520 ± 0.010 (n=2)" in md and "within tolerance" in md
+    assert "0.520 ± 0.010 (n=2)" in md and "within tol." in md
     assert (out / "tables" / "lnscc-table9.md").exists()  # lost table still gets a page
     assert "values lost" in (out / "tables" / "lnscc-table9.md").read_text()
     with open(out / "tables" / "lnscc-table2.csv") as fh:
@@ -132,3 +137,134 @@ def test_spatial_leaderboard_is_published_beside_the_tables(paper_dir, params, t
     tables.render_all(params, "full", {})
     assert (tmp_path / "reports" / "tables" / "spatial-leaderboard.md").read_text() == "# board\n"
     assert "tables/spatial-leaderboard.md" in (tmp_path / "reports" / "README.md").read_text()
+
+
+LONG_REASON = ("needs the authors' private 1.2 TB crawl, which is not published; see "
+               "https://example.org/a/very/long/download/url/that/nobody/wants/to/read/twice and mirror "
+               "folders <mirror>/crawl/ (data.mirrors in params.yaml, $CLUSTERBENCH_MIRROR, /usr/share/datasets)")
+
+
+def read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_shared_not_run_reason_is_printed_once_per_page_and_in_full_in_every_csv_row(paper_dir, params, tmp_path):
+    # 40 cells of one table share one long reason (a row the spec marks as not runnable).
+    with open(paper_dir / "lnscc.csv", "a", newline="") as fh:
+        w = csv.writer(fh)
+        for i in range(20):
+            for metric in ("acc", "nmi"):
+                w.writerow(["lnscc", "2", "CrawlNet", f"Set-{i}", f"set-{i}", metric, "0.5", "0.5", "no", ""])
+    spec = yaml.safe_load((paper_dir / "specs" / "lnscc.yaml").read_text())
+    spec["tables"]["2"]["rows"]["CrawlNet"] = {"reason": LONG_REASON}
+    (paper_dir / "specs" / "lnscc.yaml").write_text(yaml.safe_dump(spec))
+    tables.render_all(params, "full", {"kmeans-mnist-sample10k": score(0.52, 0.49)})
+    out = tmp_path / "reports" / "tables"
+    md = (out / "lnscc-table2.md").read_text()
+    assert md.count("1.2 TB crawl") == 1  # stated once, under the table
+    crawl_rows = [line for line in md.splitlines() if line.startswith("| CrawlNet")]
+    assert len(crawl_rows) == 40
+    label = crawl_rows[0].rsplit("not run [", 1)[1].split("]")[0]
+    assert all(line.rstrip(" |").endswith(f"not run [{label}]") for line in crawl_rows)
+    assert f"- [{label}] needs the authors' private 1.2 TB crawl" in md
+    # Every row keeps paper value, ours, delta and status, and fits a 120-column terminal.
+    assert all(len(line) <= 120 for line in md.splitlines())
+    kmeans = next(line for line in md.splitlines() if line.startswith("| k-means") and "0.520" in line)
+    assert "0.501" in kmeans and "0.520 ± 0.010 (n=2)" in kmeans and "0.019" in kmeans and "within tol." in kmeans
+    # The CSV keeps the reason in full in every row.
+    rows = [r for r in read_csv(out / "lnscc-table2.csv") if r["row"] == "CrawlNet"]
+    assert len(rows) == 40 and all(r["status"] == f"not run: {LONG_REASON}" for r in rows)
+
+
+def test_notes_and_missing_runs_are_footnotes(paper_dir, params, tmp_path):
+    tables.render_all(params, "full", {})
+    md = (tmp_path / "reports" / "tables" / "lnscc-table2.md").read_text()
+    # The column's data-set note is stated once (not as a mark on every row of the column).
+    assert md.count("sample10k approximates MNIST-test") == 1
+    # Runs missing from params.yaml share one footnote that names them.
+    assert md.count("params.yaml configures no such run") == 1
+    assert "dbscan-mnist-sample10k" in md and "kmeans-usps" in md
+    rows = read_csv(tmp_path / "reports" / "tables" / "lnscc-table2.csv")
+    usps = next(r for r in rows if r["column"] == "USPS")
+    assert usps["status"] == "not run: no run 'kmeans-usps' in params.yaml"
+    assert "sample10k approximates MNIST-test" in next(r for r in rows if r["column"] == "MNIST-test")["notes"]
+
+
+@pytest.fixture
+def smoke_params(tmp_path):
+    raw = {
+        "profiles": {"full": {"seeds": [0, 1, 2], "reports": str(tmp_path / "reports")},
+                     "smoke": {"seeds": [0, 1], "max_samples": 600, "max_epochs": 3,
+                               "reports": str(tmp_path / "reports" / "smoke")}},
+        "datasets": ["mnist-sample10k", "digits"],
+        "embeddings": {"raw": [{"backend": "raw"}]},
+        "views": {"smoke-mnist-sample10k-raw": {"dataset": "mnist-sample10k", "embedding": "raw", "profile": "smoke"},
+                  "smoke-digits-raw": {"dataset": "digits", "embedding": "raw", "profile": "smoke"}},
+        "methods": {"kmeans": {}, "dbscan": {}},
+        "baselines": {
+            "smoke-kmeans-mnist-sample10k": {"method": "kmeans", "view": "smoke-mnist-sample10k-raw", "profile": "smoke"},
+            "smoke-kmeans-digits": {"method": "kmeans", "view": "smoke-digits-raw", "profile": "smoke"},
+            "smoke-dbscan-mnist-sample10k": {"method": "dbscan", "view": "smoke-mnist-sample10k-raw", "profile": "smoke"}},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    return make_params(raw)
+
+
+SMOKE_EXPECTED = {"tolerance": 0.02, "runs": {
+    "smoke-kmeans-mnist-sample10k": {"acc": 0.30, "nmi": 0.60},
+    "smoke-kmeans-digits": {"acc": 0.80}}}
+
+
+def test_smoke_cells_are_graded_against_the_gate_not_the_paper(paper_dir, smoke_params, tmp_path):
+    # k-means' smoke ACC equals the paper's 0.501 exactly: still not "within tolerance" of the paper.
+    scores = {"smoke-kmeans-mnist-sample10k": score(0.501, 0.49), "smoke-kmeans-digits": score(0.805, 0.7)}
+    cells = by_key(tables.resolve_cells("lnscc", smoke_params, scores, "smoke", SMOKE_EXPECTED))
+    assert cells[("k-means", "MNIST-test", "acc")].status == "above expected"
+    assert cells[("k-means", "MNIST-test", "nmi")].status == "below expected"  # 0.49 < 0.60 - 0.02: the gate fails
+    assert cells[("k-means", "digits", "acc")].status == "as expected"
+    assert cells[("k-means", "digits", "acc")].expected == 0.80
+    # Configured but without metrics: not run, and says so without full-size costs.
+    assert cells[("DBSCAN", "MNIST-test", "acc")].status.startswith("not run: configured in the smoke profile")
+    assert all("tolerance" not in c.status for c in cells.values())
+
+    tables.render_all(smoke_params, "smoke", scores, expected=SMOKE_EXPECTED)
+    out = tmp_path / "reports" / "smoke"
+    md = (out / "tables" / "lnscc-table2.md").read_text()
+    assert "tolerance" not in md  # no grading against the paper
+    assert "within tol" not in md and "above tol" not in md and "below tol" not in md
+    assert "as expected" in md and "below expected" in md and "above expected" in md
+    # The header says what the profile is; the page points to the full comparison.
+    assert "at most 600 points" in md and "at most 3 epochs" in md and "seeds 0, 1" in md
+    assert "](../../tables/lnscc-table2.md)" in md
+    # Footnotes do not describe the full-size data (the column's full-data note is gone).
+    assert "sample10k approximates MNIST-test" not in md
+    assert "at most 600 points of mnist-sample10k" in md
+    # No paper value on the smoke page; cells the profile does not cover are summarised, not listed.
+    header = next(line for line in md.splitlines() if line.startswith("| Row"))
+    assert "Paper" not in header and "Expected" in header
+    table_rows = [line for line in md.splitlines() if line.startswith("| ") and line != header]
+    assert not any("0.547" in line for line in table_rows)  # the paper's NMI
+    assert not any(line.startswith("| JULE") for line in table_rows)
+    assert "Not in the `smoke` profile" in md
+    rows = read_csv(out / "tables" / "lnscc-table2.csv")
+    assert not any("tolerance" in r["status"] for r in rows)
+    acc = next(r for r in rows if r["row"] == "k-means" and r["column"] == "MNIST-test" and r["metric"] == "acc")
+    assert acc["status"] == "above expected" and acc["delta_vs"] == "expected"
+    assert float(acc["expected"]) == 0.30 and float(acc["delta"]) == pytest.approx(0.201)
+    assert float(acc["paper_value"]) == 0.501  # the CSV keeps every field
+    assert len(rows) == 6  # every cell, listed or not
+    card = (out / "README.md").read_text()
+    assert "As expected" in card and "Within" not in card
+    assert "| lnscc | [2](tables/lnscc-table2.md) | 6 | 1 | 1 | 1 | 0 | 1 | 2 |" in card
+
+
+def test_smoke_defaults_to_the_gates_expected_values(paper_dir, smoke_params, tmp_path, monkeypatch):
+    expected = tmp_path / "expected"
+    expected.mkdir()
+    (expected / "smoke.json").write_text(json.dumps(SMOKE_EXPECTED))
+    monkeypatch.setattr(tables.gate, "EXPECTED_DIR", expected)
+    tables.render_all(smoke_params, "smoke", {"smoke-kmeans-digits": score(0.75, 0.7)})
+    rows = read_csv(tmp_path / "reports" / "smoke" / "tables" / "lnscc-table2.csv")
+    digits = next(r for r in rows if r["column"] == "digits")
+    assert digits["status"] == "below expected"

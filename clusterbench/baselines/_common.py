@@ -34,6 +34,38 @@ def take(x: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
     return x if rows is None else x[rows]
 
 
+SCALINGS = ("none", "proportional", "standard")
+
+
+def rescale(x: np.ndarray, how: str) -> np.ndarray:
+    """The feature scalings of the clustering-benchmarks suite (Gagolewski's clustering-results-v1).
+
+    - ``none``: the view as it is.
+    - ``proportional``: the suite's default ("original" results, ``clustbench.preprocess_data``):
+      centre every column and divide all of them by one number, the standard deviation (ddof 1)
+      of all entries of the varying columns. Distances shrink by a common factor, so only
+      algorithms with an absolute length parameter (BIRCH's threshold) see a difference.
+    - ``standard``: the suite's ``scale_standard`` results: every column to mean 0, std 1 (ddof 1).
+
+    Constant columns end up all-zero (the suite drops them; the distances are the same). The
+    suite's tiny white noise (1e-6 std, against ties in hierarchical methods) is not added.
+    Returns float64; unsupervised (labels play no part).
+    """
+    if how == "none":
+        return x
+    if how not in SCALINGS:
+        raise ValueError(f"unknown scaling {how!r}; allowed: {', '.join(SCALINGS)}")
+    x = np.asarray(x, dtype=np.float64)
+    varying = x.var(axis=0) > 0
+    out = np.zeros_like(x)
+    if not varying.any() or len(x) < 2:
+        return out
+    v = x[:, varying]
+    scale = v.std(axis=0, ddof=1) if how == "standard" else v.std(ddof=1)
+    out[:, varying] = (v - v.mean(axis=0)) / scale
+    return out
+
+
 def knn_graph(x: np.ndarray, k: int, what: str) -> KnnGraph:
     """Exact kNN (self excluded); k is clipped to n - 1 so tiny data sets still work."""
     n = len(x)

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from ..methods import MethodConfig, Result, RunContext
 from ..resources import check_memory
-from ._common import connectivity, dense_pairwise_bytes, knn_graph, subsample_rows, take
+from ._common import connectivity, dense_pairwise_bytes, knn_graph, rescale, subsample_rows, take
 
 
 def _protocol(labels: np.ndarray, rows: np.ndarray | None, n_total: int, **more) -> dict:
@@ -139,8 +139,18 @@ class OPTICSBaseline:
 class BirchConfig(Subsampled):
     max_samples: int | None = Field(10000, ge=10)
     n_clusters: int | None = Field(None, ge=2, description="null = the data set's number of classes")
-    threshold: float = Field(0.5, gt=0)
+    threshold: float = Field(0.5, gt=0, description="subcluster radius bound, in the units of the scaled features")
     branching_factor: int = Field(50, ge=2)
+    scale: Literal["none", "proportional", "standard"] = Field(
+        "none", description="features before the CF-tree (the threshold is absolute): none = as the view gives "
+                            "them (CN's [0,1] pixels); proportional = centred, all columns divided by the std of all "
+                            "entries (the clustering-benchmarks suite's preprocessing); standard = per-column z-scores")
+    adapt_threshold: bool = Field(False, description="when the CF-tree has fewer subclusters than clusters asked "
+                                                     "for, halve the threshold and rebuild it (label-free); false = "
+                                                     "scikit-learn's behaviour (fewer clusters, with a warning)")
+
+
+MAX_THRESHOLD_HALVINGS = 30
 
 
 class BirchBaseline:
@@ -151,17 +161,25 @@ class BirchBaseline:
         from sklearn.cluster import Birch
 
         rows = subsample_rows(len(ctx.view.X), config.max_samples, config.subsample_seed)
-        x = take(ctx.view.X, rows)
-        model = Birch(threshold=config.threshold, branching_factor=config.branching_factor, n_clusters=None)
-        model.fit(x)
-        n_sub = len(model.subcluster_centers_)
+        # The threshold is a length: on unscaled features (uci-ecoli's span < 1) a fixed 0.5 can
+        # swallow the data in fewer than k subclusters. Scaling is fitted on the rows clustered.
+        x = rescale(take(ctx.view.X, rows), config.scale)
+        n_clusters = config.n_clusters or ctx.n_clusters
+        threshold, halvings = config.threshold, 0
+        while True:
+            model = Birch(threshold=threshold, branching_factor=config.branching_factor, n_clusters=None)
+            model.fit(x)
+            n_sub = len(model.subcluster_centers_)
+            if n_sub >= n_clusters or not config.adapt_threshold or halvings == MAX_THRESHOLD_HALVINGS:
+                break
+            threshold, halvings = threshold / 2, halvings + 1
         # The global step is Ward on the subcluster centres (scipy: a condensed n_sub^2/2 matrix).
         check_memory(dense_pairwise_bytes(n_sub, 1.5), f"BIRCH global step on {n_sub} subclusters",
                      "Raise birch.threshold (fewer subclusters) or lower birch.max_samples.")
-        model.set_params(n_clusters=config.n_clusters or ctx.n_clusters)
+        model.set_params(n_clusters=n_clusters)
         model.partial_fit()  # no data: only the global clustering of the subclusters
         labels = model.predict(x)
-        return _result(labels, rows, len(ctx.view.X), n_subclusters=n_sub)
+        return _result(labels, rows, len(ctx.view.X), n_subclusters=n_sub, scale=config.scale, threshold=threshold)
 
 
 # --- agglomerative (Ward and general linkage) --------------------------------------------------
@@ -228,9 +246,10 @@ class HDBSCANBaseline:
                          "Use algorithm: auto / kd_tree, or max_samples.")
         else:
             check_memory(n * 8 * 64, f"HDBSCAN on {n} points")
+        # copy=True: scikit-learn 1.9 warns its default changes in 1.10; a copy never alters the view.
         labels = HDBSCAN(min_cluster_size=config.min_cluster_size, min_samples=config.min_samples,
                          cluster_selection_method=config.cluster_selection_method,
-                         algorithm=config.algorithm).fit_predict(x)
+                         algorithm=config.algorithm, copy=True).fit_predict(x)
         return _result(labels, rows, len(ctx.view.X))
 
 
@@ -296,8 +315,9 @@ class UMAPKMeansBaseline:
         n_neighbors = min(config.n_neighbors, len(x) - 1)
         n_components = min(config.n_components, len(x) - 2)
         check_memory(len(x) * (n_neighbors * 24 + n_components * 8) * 4, f"UMAP of {len(x)} points")
+        # A seed makes UMAP single-threaded; n_jobs=1 says so (else umap warns it overrode -1).
         embedding = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=config.min_dist,
-                              metric=config.metric, random_state=ctx.seed).fit_transform(x)
+                              metric=config.metric, random_state=ctx.seed, n_jobs=1).fit_transform(x)
         labels = KMeans(n_clusters=ctx.n_clusters, n_init=config.n_init, random_state=ctx.seed).fit_predict(embedding)
         return Result(labels=labels, embedding=embedding if n_components <= 3 else None,
                       extra={"umap_components": n_components, "umap_neighbors": n_neighbors})

@@ -1,11 +1,14 @@
 """Datasets: the registry, the download stage's logic, and loading of prepared datasets.
 
 ``prepare`` turns verified source files into ``data/datasets/<name>/arrays.npz`` plus a
-manifest of where each file came from and its hash; ``load`` reads that back.
+manifest of each file's hash; ``load`` reads that back. The manifest depends on content only
+(where a file was found is logged to stderr): the same bytes from a mirror or a download give
+the same DVC output.
 """
 from __future__ import annotations
 
 import difflib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +35,7 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 def prepare(name: str, out_dir: str | Path, fetcher: Fetcher, spec: DatasetSpec | None = None) -> DatasetArrays:
-    """Fetch, verify and parse one dataset; write arrays and a provenance manifest atomically.
+    """Fetch, verify and parse one dataset; write arrays and a content manifest atomically.
 
     ``spec`` defaults to the registry's entry for ``name`` (tests pass their own).
     """
@@ -68,13 +71,12 @@ def prepare(name: str, out_dir: str | Path, fetcher: Fetcher, spec: DatasetSpec 
         sources = []
         for rf in spec.files:
             got = fetcher.fetched.get(rf.filename)
-            sources.append({"file": rf.filename, "from": str(paths[rf.filename]),
-                            "origin": got.origin if got else "unknown",
-                            "sha256": got.sha256 if got else io.file_hash(paths[rf.filename]),
-                            "published_checksum": rf.checksum_kind(),
-                            **({"derived_from_sha256": got.inputs} if got and got.inputs else {})})
+            sources.append({"file": rf.filename, "sha256": got.sha256 if got else io.file_hash(paths[rf.filename]),
+                            "published_checksum": rf.checksum_kind()})
+            _log_origin(name, rf.filename, paths[rf.filename], got)
         if spec.local_source is not None:
-            sources.append({"local_folder": str(paths[spec.local_source.key]), "param": spec.local_source.param})
+            sources.append({"param": spec.local_source.param})
+            print(f"{name}: {spec.local_source.param} = {paths[spec.local_source.key]}", file=sys.stderr)
         splits = {SPLIT_NAMES.get(int(c), str(int(c))): int(n)
                   for c, n in zip(*np.unique(arrays.split, return_counts=True))}
         manifest = {
@@ -86,6 +88,13 @@ def prepare(name: str, out_dir: str | Path, fetcher: Fetcher, spec: DatasetSpec 
         }
         io.write_json(tmp / "manifest.json", manifest)
     return arrays
+
+
+def _log_origin(name: str, filename: str, path: Path, got: base.Fetched | None) -> None:
+    """Where a file was found (mirror, cache, URL, derivation): to stderr, never into the manifest."""
+    origin = got.origin if got else "unknown"
+    inputs = f", made from sha256 {got.inputs}" if got and got.inputs else ""
+    print(f"{name}: {filename} from {origin} ({path}{inputs})", file=sys.stderr)
 
 
 def load(name: str, root: str | Path | None = None) -> DatasetArrays:

@@ -33,6 +33,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .. import io
+
 DEFAULT_MIRRORS = ("/usr/share/datasets",)
 MIRROR_ENV = "CLUSTERBENCH_MIRROR"
 CACHE_ENV = "CLUSTERBENCH_DOWNLOADS"
@@ -289,7 +291,7 @@ def progress(iterable: Iterable, total: int | None = None, desc: str = "", unit:
 
 @dataclass
 class Fetched:
-    """Where a verified file came from (recorded in the dataset's manifest)."""
+    """Where a verified file came from (logged by ``prepare``; the manifest keeps only its hash)."""
 
     path: Path
     origin: str  # "mirror", "cache", "download <url>", "derived from <files>"
@@ -447,12 +449,15 @@ class Fetcher:
 
 
 def _temp_next_to(dest: Path) -> Path:
-    """A fresh temporary file in ``dest``'s folder (same file system, so os.replace is atomic)."""
+    """A fresh temporary file in ``dest``'s folder (same file system, so os.replace is atomic).
+
+    What a killed download of ``dest`` left there is removed first; the file gets ordinary
+    permissions (mkstemp makes 0600).
+    """
+    io.remove_stale_parts(dest)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     os.close(fd)
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the final file gets ordinary permissions
+    io.normal_mode(tmp)
     return Path(tmp)
 
 

@@ -92,7 +92,7 @@ def imagenet_subset_builder(classes: Mapping[str, str], size: int = IMAGE_SIZE):
         y = np.asarray([label for _, label in items], dtype=np.int64)
         listing = "".join(f"{rel}\t{label}\t{wnids[label]}\t{digest}\n"
                           for (rel, label), digest in zip(items, digests))
-        info = {"source_root": str(root), "image_size": size,
+        info = {"image_size": size,  # not the folder's path: the manifest depends on content only
                 "resize": "shorter side to size (bicubic, antialiased), central square crop",
                 "per_class_counts": dict(zip(wnids, np.bincount(y, minlength=len(wnids)).tolist())),
                 "files_tsv_sha256": hashlib.sha256(("path\tlabel\twnid\tsha256\n" + listing).encode()).hexdigest()}

@@ -12,13 +12,12 @@ Options are validated by ``steps`` before any compute; docs/embeddings.md descri
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from .. import io
+from .. import checks, io
 from ..datasets import DatasetArrays
 from .errors import EmbeddingError, MissingWeightsError, WeightsChecksumError
 from .steps import IMAGE_BACKENDS, PcaStep, UmapStep, parse_step, step_errors
@@ -88,12 +87,10 @@ def _umap(x: np.ndarray, opts: UmapStep, seed: int) -> np.ndarray:
                              f"rows; the view has {len(x)}")
     if opts.n_neighbors >= len(x):
         raise EmbeddingError(f"umap.n_neighbors={opts.n_neighbors} must be smaller than the number of rows ({len(x)})")
+    # A seed makes UMAP deterministic and single-threaded; n_jobs=1 says so (else umap warns it overrode -1).
     reducer = umap.UMAP(n_components=opts.n_components, n_neighbors=opts.n_neighbors, min_dist=opts.min_dist,
-                        metric=opts.metric,
-                        random_state=seed)  # a seed makes UMAP deterministic (and single-threaded)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*n_jobs value.*overridden.*")  # the seed's doing
-        return reducer.fit_transform(x).astype(np.float32)
+                        metric=opts.metric, random_state=seed, n_jobs=1)
+    return reducer.fit_transform(x).astype(np.float32)
 
 
 def apply_steps(arrays: DatasetArrays, steps: Sequence[dict], seed: int = 0,
@@ -134,10 +131,26 @@ def apply_steps(arrays: DatasetArrays, steps: Sequence[dict], seed: int = 0,
 
 
 def build_view(arrays: DatasetArrays, rows: np.ndarray, steps: Sequence[dict], seed: int = 0,
-               device: str | None = None, meta: dict | None = None) -> View:
-    """Embed the ``rows`` of ``arrays``; ``meta`` plus the chain's provenance go into View.meta."""
+               device: str | None = None, meta: dict | None = None, name: str = "") -> View:
+    """Embed the ``rows`` of ``arrays``; ``meta`` plus the chain's provenance go into View.meta.
+
+    The output is checked (DataError naming view ``name``): an empty or non-finite view would
+    only fail later, in faiss or scikit-learn, far from its cause.
+    """
+    label = f"view {name}" if name else "the view"
+    if len(rows) == 0:
+        raise checks.DataError(f"{label} selects no rows of its dataset ({len(arrays.X)} rows): check the "
+                               "dataset and the profile's max_samples")
     subset = arrays.select(rows)
+    bad = checks.nonfinite_rows(subset.X)  # scikit-learn / umap would stop on these with a traceback
+    if len(bad):
+        raise checks.DataError(f"{label}: its dataset has NaN or inf values in {len(bad)} of the {len(rows)} "
+                               f"selected rows (first: dataset row {int(rows[bad[0]])}): repair the dataset or "
+                               "drop those rows before embedding")
     provenance: list = []
     x, shape = apply_steps(subset, steps, seed=seed, device=device, provenance=provenance)
-    return View(np.ascontiguousarray(x, dtype=np.float32), subset.y, subset.split, rows.astype(np.int64),
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    checks.check_features(x, f"{label} (after its embedding steps)",
+                          "check the embedding's steps and their settings (docs/embeddings.md)")
+    return View(x, subset.y, subset.split, rows.astype(np.int64),
                 shape, {**(meta or {}), "provenance": provenance})

@@ -12,6 +12,7 @@ end with the GNN.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -27,7 +28,20 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 
+def import_pyg() -> None:
+    """Import torch_geometric with the FutureWarning of its import-time ``torch.jit.script`` calls
+    hidden (torch deprecates TorchScript; PyG 2.8 still scripts a few classes on import): it
+    is not ours to fix and was repeated in every run's log. Scoped to the import, nothing else."""
+    if "torch_geometric.utils" in sys.modules:  # imported: no need to touch the warning filters again
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        import torch_geometric.nn  # noqa: F401
+        import torch_geometric.utils  # noqa: F401
+
+
 def _make_conv(conv: str, d_in: int, d_out: int, edge_weights: bool, gat_heads: int, sgat_heads: int) -> nn.Module:
+    import_pyg()
     from torch_geometric.nn import GATConv, GCNConv, GINConv, SuperGATConv
 
     if conv == "gcn":
@@ -173,6 +187,7 @@ class DMoNHead(nn.Module):
 
     def __init__(self, hidden: int, n_clusters: int):
         super().__init__()
+        import_pyg()
         from torch_geometric.nn import DMoNPooling
 
         self.pool = DMoNPooling([hidden, hidden], n_clusters)
@@ -198,6 +213,7 @@ class DMoNHead(nn.Module):
 def adjacency_edges(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int,
                     symmetric: bool = True) -> tuple[Tensor, Tensor, int]:
     """The nonzero entries of ``dense_adjacency``: coalesced (row, col) pairs and weights."""
+    import_pyg()
     from torch_geometric.utils import coalesce
 
     w = edge_weight if edge_weight is not None else torch.ones(edge_index.size(1), device=edge_index.device)
