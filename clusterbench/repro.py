@@ -21,7 +21,11 @@ RUNNING = re.compile(r"^Running stage '([^']+)'")
 UP_TO_DATE = re.compile(r"^Stage '([^']+)' didn't change, skipping")
 CACHED = re.compile(r"^Stage '([^']+)' is cached")
 FAILED = re.compile(r"failed to reproduce '([^']+)'(?::\s*(.*))?")
+FAILED_MANY = re.compile(r"failed to reproduce stages: (.*)")
+FAILED_TO_RUN = re.compile(r"^(?:WARNING|ERROR): failed to run: (.*)")
+SKIPPED = re.compile(r"^WARNING: Stages? (.*) will be skipped due to this failure")
 OUR_ERROR = re.compile(r"^error: (.*)")
+NAME = re.compile(r"'([^']+)'")
 
 
 def classify(reason: str) -> str:
@@ -34,7 +38,9 @@ def classify(reason: str) -> str:
 
 
 def parse_log(lines: list[str]) -> dict:
-    ran, up_to_date, failed, current, last_error = [], [], {}, None, {}
+    """Stages run / up to date / failed (with the stage's own `error:` line) / skipped, from the
+    output of `dvc repro [--keep-going]`."""
+    ran, up_to_date, failed, skipped, current, last_error = [], [], {}, [], None, {}
     for line in lines:
         line = line.rstrip("\n")
         if m := RUNNING.match(line):
@@ -45,11 +51,19 @@ def parse_log(lines: list[str]) -> dict:
         elif m := OUR_ERROR.match(line):
             if current:
                 last_error.setdefault(current, m.group(1))
+        elif m := FAILED_TO_RUN.match(line):
+            if current:
+                failed[current] = last_error.get(current) or m.group(1).strip()
+        elif m := SKIPPED.match(line):
+            skipped += [n for n in NAME.findall(m.group(1)) if n not in skipped]
+        elif m := FAILED_MANY.search(line):
+            for stage in NAME.findall(m.group(1)):
+                failed.setdefault(stage, last_error.get(stage) or "see the log above")
         elif m := FAILED.search(line):
             stage = m.group(1)
             failed[stage] = last_error.get(stage) or (m.group(2) or "see the log above").strip()
     done = [s for s in ran if s not in failed]
-    return {"ran": done, "up_to_date": up_to_date, "failed": failed}
+    return {"ran": done, "up_to_date": up_to_date, "failed": failed, "skipped": skipped}
 
 
 def all_stages(targets: list[str]) -> list[str]:
@@ -59,7 +73,9 @@ def all_stages(targets: list[str]) -> list[str]:
 
 def summarise(result: dict, stages: list[str], targets: list[str]) -> str:
     seen = set(result["ran"]) | set(result["up_to_date"]) | set(result["failed"])
-    skipped = [s for s in stages if s not in seen] if not targets else []
+    skipped = list(result.get("skipped") or [])
+    if not targets:   # a whole-pipeline run: every stage not reached was held back by a failure
+        skipped += [s for s in stages if s not in seen and s not in skipped]
     kinds = Counter(classify(r) for r in result["failed"].values())
     lines = ["", "== repro summary ==",
              f"ran: {len(result['ran'])}   up to date: {len(result['up_to_date'])}   failed: {len(result['failed'])}"

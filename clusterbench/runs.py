@@ -6,6 +6,7 @@ seed, training history) and, when the method learns one, ``embedding.npz`` of th
 """
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -66,6 +67,7 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
             "config": config.model_dump(), "n_clusters": n_clusters, "n_rows": int(len(view.X)),
             "n_eval": int(len(index)), "device": device, "per_seed": per_seed,
             "host": {"python": platform.python_version(), "machine": platform.machine(),
+                     "threads": os.environ.get("OMP_NUM_THREADS"),
                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         }
         io.write_json(out / "run.json", record)

@@ -23,7 +23,7 @@ MIRROR = Path("/work/shared/datasets")
 DEFAULT_REMOTE = "store"                       # name in .dvc/config
 DEFAULT_REMOTE_DIR = "clusterbench-dvc-store"  # folder beside the repository
 TARGETS = ["knn@smoke-digits-raw", "baselines@smoke-kmeans-digits"]
-STAGES = ["download@digits", "embed@smoke-digits-raw", *TARGETS]  # TARGETS and their upstream
+STAGES = ["resolve", "download@digits", "embed@smoke-digits-raw", *TARGETS]  # TARGETS and their upstream
 GIT_IDENTITY = ["-c", "user.name=clusterbench-tests", "-c", "user.email=tests@clusterbench.invalid"]
 
 

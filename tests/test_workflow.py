@@ -137,6 +137,22 @@ def test_repro_summary_names_each_failure_once_with_its_reason():
     assert "not run (an upstream stage failed): 1" in text
 
 
+def test_repro_summary_reads_dvc_keep_going_output():
+    log = [
+        "Running stage 'download@usps':\n",
+        "error: dataset 'usps': could not download usps.bz2:\n",
+        "WARNING: failed to run: python stages/download.py usps, exited with 2\n",
+        "WARNING: Stages 'embed@usps-raw', 'knn@usps-raw' and 'tables@full' will be skipped due to this failure\n",
+        "Running stage 'download@digits':\n",
+        "ERROR: failed to reproduce stages: 'download@usps'\n",
+    ]
+    result = repro.parse_log(log)
+    assert result["failed"] == {"download@usps": "dataset 'usps': could not download usps.bz2:"}
+    assert result["ran"] == ["download@digits"]
+    assert result["skipped"] == ["embed@usps-raw", "knn@usps-raw", "tables@full"]
+    assert "not run (an upstream stage failed): 3" in repro.summarise(result, [], ["download@usps"])
+
+
 def test_matched_predictions_rename_clusters_to_their_matched_class():
     y_true = np.array([0, 0, 0, 1, 1, 2])
     y_pred = np.array([5, 5, 7, 7, 7, 9])
