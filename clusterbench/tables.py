@@ -305,7 +305,7 @@ def _ours(c: Cell) -> str:
 
 def _ours_header(cells: list[Cell]) -> str:
     # A table where nothing ran keeps its Ours column narrow (every entry is "–").
-    return "Ours (mean ± std, n)" if any(c.ours_mean is not None for c in cells) else "Ours"
+    return "Ours ± std (n)" if any(c.ours_mean is not None for c in cells) else "Ours"
 
 
 class _Footnotes:
