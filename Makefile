@@ -6,7 +6,11 @@ VENV_STAMP := .venv/.installed
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup plan test smoke repro gate fresh bench pull
+.PHONY: setup plan test smoke repro gate fresh bench pull compare
+
+# Columns `make compare` hides: dependency hashes (files and folders), the date, the ARI means
+# (they stay in summary.json, `dvc metrics show`)
+EXP_HIDE := .*/.*|clusterbench|.*\.yaml|Created|.*\.ari
 
 $(VENV_STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -36,6 +40,10 @@ repro: plan            ## the whole benchmark, every stage it can (downloads; GP
 
 bench: setup           ## kNN / graph / training speed and pipeline overhead against the obvious alternatives
 	$(PY) benchmarks/bench.py
+
+compare: setup         ## experiments side by side in a 120-column terminal, then what moved vs HEAD
+	$(PY) -m dvc exp show --only-changed --no-pager --drop '$(EXP_HIDE)'
+	$(PY) -m dvc metrics diff
 
 pull: setup            ## fetch what the DVC remote holds; two lines on what it could not fetch and why
 	$(PY) -m clusterbench.pull

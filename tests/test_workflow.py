@@ -205,5 +205,5 @@ def test_summary_metrics_are_few_and_per_paper_method():
     out = tables.summary_metrics(params, "smoke", scores, card)
     assert out["lnscc"] == {"acc": 0.4, "nmi": 0.3, "ari": 0.2, "runs": 2}
     assert out["baselines"]["runs"] == 1
-    assert out["cells"] == {"as_expected": 2, "below_expected": 1, "not_run": 3}
+    assert out["cells"] == {"ok": 2, "below": 1, "not_run": 3}
     assert len(json.dumps(out)) < 400
