@@ -16,12 +16,13 @@ from pathlib import Path
 import yaml
 
 
-def cached_outputs(lock_path: Path = Path("dvc.lock")) -> tuple[list[str], set[str]]:
+def cached_outputs(lock_path: Path = Path("dvc.lock"), tracked: set[str] | None = None) -> tuple[list[str], set[str]]:
     """(outputs dvc.lock records that DVC caches, not the git-tracked reports; the stages it records)"""
     if not lock_path.is_file():
         return [], set()
     lock = yaml.load(lock_path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
-    tracked = set(subprocess.run(["git", "ls-files"], capture_output=True, text=True).stdout.split())
+    if tracked is None:
+        tracked = set(subprocess.run(["git", "ls-files"], capture_output=True, text=True).stdout.split())
     outs = []
     for entry in (lock.get("stages") or {}).values():
         for out in entry.get("outs", []):

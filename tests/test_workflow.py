@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from clusterbench import config, figures, freshness, plan, repro, resolve
+from clusterbench import config, figures, freshness, plan, pull, repro, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -207,3 +207,14 @@ def test_summary_metrics_are_few_and_per_paper_method():
     assert out["baselines"]["runs"] == 1
     assert out["cells"] == {"ok": 2, "below": 1, "not_run": 3}
     assert len(json.dumps(out)) < 400
+
+
+def test_pull_counts_only_cached_outputs_of_recorded_stages(tmp_path):
+    lock = {"schema": "2.0", "stages": {
+        "tables@full": {"outs": [{"path": "reports/tables", "md5": "a.dir"}]},
+        "embed@v": {"outs": [{"path": "data/full/views/v.npz", "md5": "b"}]},
+        "resolve": {"outs": [{"path": "data/resolved", "md5": "c.dir"}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    outs, stages = pull.cached_outputs(tmp_path / "dvc.lock", tracked={"reports/tables/x.md"})
+    assert outs == ["data/full/views/v.npz", "data/resolved"]
+    assert stages == {"tables@full", "embed@v", "resolve"}
