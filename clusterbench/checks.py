@@ -65,15 +65,20 @@ def check_knn_k(n: int, k: int, label: str, setting: str = "k", queries: bool = 
                         f"(at most {max(n - (need - k), 0)})")
 
 
+def invalid_neighbour_rows(indices: Any, distances: Any, n: int) -> np.ndarray:
+    """Rows whose neighbour list has an index outside [0, n) (faiss pads with -1) or a non-finite distance."""
+    idx = np.asarray(indices)
+    bad = ((idx < 0) | (idx >= n)).any(axis=1) | ~np.isfinite(np.asarray(distances)).all(axis=1)
+    return np.flatnonzero(bad)
+
+
 def check_graph(graph: Any, n: int, name: str, view: str) -> None:
     """A stored kNN graph must be the graph of this view: same rows, valid indices, finite distances."""
     fix = f"rebuild it (dvc repro knn@{name})"
     if graph.n != n:
         raise DataError(f"graph {name} has {graph.n} nodes but view {view} has {n} rows: {fix}")
-    idx = np.asarray(graph.indices)
-    bad = ((idx < 0) | (idx >= n)).any(axis=1) | ~np.isfinite(np.asarray(graph.distances)).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad)
+    rows = invalid_neighbour_rows(graph.indices, graph.distances, n)
+    if len(rows):
         raise DataError(f"graph {name} has invalid neighbours (index -1 or out of range, or a non-finite distance) "
                         f"in {len(rows)} of {n} rows (first: row {rows[0]}): {fix}")
 

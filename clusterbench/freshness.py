@@ -21,27 +21,37 @@ from pathlib import Path
 import yaml
 
 
-def _git_tracked() -> set[str]:
+JUDGED_GENERATED = ("data/resolved/",)   # written from git-tracked files by resolve, so judged too
+
+
+def git_tracked() -> set[str]:
     out = subprocess.run(["git", "ls-files"], capture_output=True, text=True, check=True).stdout
     return set(out.splitlines())
 
 
-JUDGED_GENERATED = ("data/resolved/",)   # written from git-tracked files by resolve, so judged too
-
-
-def _tracked(path: str, tracked: set[str]) -> bool:
+def is_tracked(path: str, tracked: set[str]) -> bool:
+    """``path`` is a file git tracks, or a folder holding some."""
     path = path.rstrip("/")
-    if path.startswith(JUDGED_GENERATED):
-        return True
     return path in tracked or any(t.startswith(path + "/") for t in tracked)
+
+
+def _judged(path: str, tracked: set[str]) -> bool:
+    return path.startswith(JUDGED_GENERATED) or is_tracked(path, tracked)
+
+
+def load_lock(lock_path: Path = Path("dvc.lock")) -> dict:
+    """The stages dvc.lock records (C YAML loader when there is one: the file can be large)."""
+    if not lock_path.is_file():
+        return {}
+    lock = yaml.load(lock_path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    return lock.get("stages") or {}
 
 
 def committed_stages(lock_path: Path = Path("dvc.lock"), tracked: set[str] | None = None) -> list[str]:
     """Stages in dvc.lock with at least one output tracked by git."""
-    tracked = _git_tracked() if tracked is None else tracked
-    lock = yaml.load(lock_path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
-    return sorted(name for name, entry in (lock.get("stages") or {}).items()
-                  if any(_tracked(o["path"], tracked) for o in entry.get("outs", [])))
+    tracked = git_tracked() if tracked is None else tracked
+    return sorted(name for name, entry in load_lock(lock_path).items()
+                  if any(is_tracked(o["path"], tracked) for o in entry.get("outs", [])))
 
 
 def stale(status: dict, tracked: set[str]) -> list[str]:
@@ -56,11 +66,11 @@ def stale(status: dict, tracked: set[str]) -> list[str]:
             for kind, entries in change.items():
                 if kind == "changed deps":
                     for path, state in entries.items():
-                        if path.startswith("params.yaml") or _tracked(path, tracked):
+                        if path.startswith("params.yaml") or _judged(path, tracked):
                             problems.append(f"{stage}: {path} {state} since the committed output was made")
                 elif kind == "changed outs":
                     for path, state in entries.items():
-                        if _tracked(path, tracked):
+                        if is_tracked(path, tracked):
                             problems.append(f"{stage}: committed output {path} {state} "
                                             "(edited by hand, or dvc.lock not updated)")
     return problems
@@ -75,7 +85,7 @@ def main() -> int:
     except ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    tracked = _git_tracked()
+    tracked = git_tracked()
     stages = committed_stages(tracked=tracked)
     proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json", *stages], capture_output=True, text=True)
     if proc.returncode != 0:

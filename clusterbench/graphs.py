@@ -102,9 +102,8 @@ def knn(x: np.ndarray, k: int, queries: np.ndarray | None = None, use_gpu: bool 
 
 def _refuse_missing_neighbours(idx: np.ndarray, dist: np.ndarray, n: int, label: str) -> None:
     """faiss marks a neighbour it could not find with -1 (and a 3.4e38 distance): never return one."""
-    bad = ((idx < 0) | (idx >= n)).any(axis=1) | ~np.isfinite(dist).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad)
+    rows = checks.invalid_neighbour_rows(idx, dist, n)
+    if len(rows):
         raise checks.DataError(f"faiss found no valid neighbour list for {len(rows)} rows of {label} (first: row "
                                f"{rows[0]}; index -1 or a non-finite distance): its values are too large for float32 "
                                "distances; rescale the features")

@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plan.yaml is out of date with params.yaml ({diff_summary(old, new)}): run `python -m clusterbench.plan`",
               file=sys.stderr)
         return 1
-    write(params)
+    from . import io
+
+    io.write_text(PLAN_FILE, new)
     print(f"plan.yaml updated ({diff_summary(old, new)})")
     return 0
 

@@ -13,23 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from .freshness import git_tracked, is_tracked, load_lock
 
 
 def cached_outputs(lock_path: Path = Path("dvc.lock"), tracked: set[str] | None = None) -> tuple[list[str], set[str]]:
     """(outputs dvc.lock records that DVC caches, not the git-tracked reports; the stages it records)"""
-    if not lock_path.is_file():
-        return [], set()
-    lock = yaml.load(lock_path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
-    if tracked is None:
-        tracked = set(subprocess.run(["git", "ls-files"], capture_output=True, text=True).stdout.split())
-    outs = []
-    for entry in (lock.get("stages") or {}).values():
-        for out in entry.get("outs", []):
-            path = out["path"]
-            if path not in tracked and not any(t.startswith(path.rstrip("/") + "/") for t in tracked):
-                outs.append(path)
-    return outs, set(lock.get("stages") or {})
+    stages = load_lock(lock_path)
+    tracked = git_tracked() if tracked is None else tracked
+    outs = [o["path"] for entry in stages.values() for o in entry.get("outs", []) if not is_tracked(o["path"], tracked)]
+    return outs, set(stages)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -136,8 +136,9 @@ def main(params_file: str = "params.yaml") -> int:
     params = load(params_file)
     old = plan.PLAN_FILE.read_text() if plan.PLAN_FILE.is_file() else ""
     if plan.write(params):
-        raise ParamsError(f"plan.yaml was out of date with params.yaml/runs.yaml ({plan.diff_summary(old, plan.render(params))})"
-                          " and has been regenerated: run the same command again")
+        raise ParamsError(f"plan.yaml was out of date with params.yaml/runs.yaml "
+                          f"({plan.diff_summary(old, plan.PLAN_FILE.read_text())}) and has been regenerated: "
+                          "run the same command again")
     written, removed = write_settings(stage_settings(params))
     print(f"resolve: parameters valid; {written} stage settings written, {removed} removed", file=sys.stderr)
     return 0
