@@ -63,7 +63,7 @@ def ours(name: str, x: np.ndarray, y: np.ndarray, k: int, seeds=(0,), **override
     view = View(x, y, np.zeros(len(x), np.uint8), np.arange(len(x)))
     scores = [nca(y, impl.fit_predict(RunContext(view=view, graph=None, seed=s, n_clusters=k, progress=False),
                                       config).labels) for s in seeds]
-    return round(float(np.mean(scores)), 4)
+    return round(float(np.mean(scores)), 6)
 
 
 def main() -> None:
@@ -89,7 +89,7 @@ def main() -> None:
              "birch_battery": ours("birch", x, y, k, max_samples=None, scale="proportional", adapt_threshold=True)}
         for scale in ("none", "proportional", "standard"):
             r[f"birch_{scale}"] = ours("birch", x, y, k, max_samples=None, scale=scale)
-        pub = {f"{prep}/{col}": round(float(nca(y, lab - 1)), 4)
+        pub = {f"{prep}/{col}": round(float(nca(y, lab - 1)), 6)
                for prep, method in PUBLISHED
                for col, lab in published(args.results, prep, method, battery, name, k).items()
                if lab.min() >= 1 and lab.max() == k}

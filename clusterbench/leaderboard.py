@@ -35,7 +35,7 @@ SCORES = ("nca", "acc", "nmi", "ari")
 
 NOTES = (
     "Against the suite's published results (clustering-results-v1, `original/`; per-data-set table in "
-    "docs/baselines.md). The suite clusters centred data divided by one overall standard deviation "
+    "docs/baselines.md, from `python benchmarks/suite_comparison.py`). The suite clusters centred data divided by one overall standard deviation "
     "(`clustbench.preprocess_data`, not standardisation) plus 1e-6 noise, with scikit-learn 0.23.1 and "
     "fastcluster 1.1.26. That scaling multiplies all distances by one factor, so k-means, Ward and the other "
     "columns run on the unscaled view; BIRCH, whose threshold is a length, runs on the suite's scaling "
