@@ -96,13 +96,14 @@ def lnscc_view(dataset: str | None, n: int, d: int) -> np.ndarray:
 
 def bench_lnscc_steps(x: np.ndarray, steps: int = 100, repeat: int = 3, n_clusters: int = 10,
                       label: str = "") -> list[dict]:
-    """Steps/s of LNSCC's training loop body on one epoch's union pairs of ``x`` (M = 10 graph),
-    one torch thread, default Config. ``legacy`` is the loop as it was (NumPy batch per step,
-    np.unique, boolean-mask per-kind losses, float() of every loss);
-    ``fast`` is today's default (pair table on the device, torch.unique, one index_add, logs
-    summed on the device, foreach SGD); ``fast+bf16`` adds ``encoder_dtype: bfloat16``. The
-    implementations run interleaved ``repeat`` times over the same batches and the best time
-    counts (the machine is shared)."""
+    """Training throughput of LNSCC's loop body on ``x``'s pair sets (M = 10 graph, squared d),
+    one torch thread, in pairs per second, and the epoch time it implies (every pair once).
+
+    ``legacy`` is the loop as it was before issue 10 (NumPy batch per step, np.unique,
+    boolean-mask per-kind losses, a float() per loss, for-loop SGD, float32, union batches);
+    the other rows switch on today's options one at a time, ending at the default
+    (fast step, bfloat16 products, fused SGD, per-set batches). The variants run interleaved
+    ``repeat`` times over the same batches and the best time counts (the machine is shared)."""
     import torch
 
     from clusterbench import graphs
@@ -111,33 +112,45 @@ def bench_lnscc_steps(x: np.ndarray, steps: int = 100, repeat: int = 3, n_cluste
     torch.set_num_threads(1)
     graph = graphs.knn(x, 10, use_gpu=False)
     rng = np.random.default_rng(0)
-    base = lnscc.Config()
-    sets = lnscc.build_pair_sets(graph, base)
+    first = dict(distance="squared", batching="union", encoder_dtype="float32", sgd_kernel="foreach")
+    variants = {
+        "legacy (float32, union)": lnscc.Config(**first, step_impl="legacy"),
+        "fast (float32, foreach, union)": lnscc.Config(**first),
+        "fast + bfloat16": lnscc.Config(**{**first, "encoder_dtype": "bfloat16"}),
+        "fast + bfloat16 + fused SGD": lnscc.Config(**{**first, "encoder_dtype": "bfloat16", "sgd_kernel": "fused"}),
+        "default (+ per-set batches)": lnscc.Config(),
+    }
+    sets = lnscc.build_pair_sets(graph, lnscc.Config())
     dis = lnscc.sample_disconnected(sets.a, sets.n_dis, rng)
-    pairs = lnscc.epoch_pairs(sets, dis, rng)
-    steps_per_epoch = -(-len(pairs) // base.batch_size)
+    union = lnscc.epoch_pairs(sets, dis, rng)
+    tables = lnscc.per_set_tables(sets, dis, rng)
+    pairs_per_epoch = len(union)
     x_t = torch.as_tensor(x)
-    impls = {"legacy": base.model_copy(update={"step_impl": "legacy"}), "fast": base,
-             "fast+bf16": base.model_copy(update={"encoder_dtype": "bfloat16"})}
 
-    def run(config, n_steps: int) -> float:
+    def batches(config, n_steps: int) -> list[np.ndarray]:
+        b = config.batch_size
+        if config.batching == "union":
+            return [union[i * b:(i + 1) * b] for i in range(n_steps)]
+        return [lnscc.per_set_batch(tables, i, b) for i in range(n_steps)]
+
+    def run(config, n_steps: int) -> tuple[float, int]:
+        """Seconds for n_steps steps and the pairs they took."""
         torch.manual_seed(0)
         encoder, head = lnscc.build_model(x.shape[1], config, n_clusters)
-        params = list(encoder.parameters()) + list(head.parameters())
+        opt = lnscc.make_optimiser(list(encoder.parameters()) + list(head.parameters()), config)
         fast = config.step_impl == "fast"
-        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                              foreach=fast)
-        t0 = time.perf_counter()
-        if fast:
-            pairs_t, sums_t = torch.as_tensor(pairs), torch.zeros(5, dtype=torch.float64)
+        todo = batches(config, n_steps)
+        todo_t = [torch.as_tensor(t) for t in todo] if fast else todo
+        sums_t = torch.zeros(5, dtype=torch.float64)
         total = 0.0
-        for b in range(n_steps):
-            eta = lnscc.eta_schedule(b + 1, config.delta, config.xi)
+        t0 = time.perf_counter()
+        for i, batch in enumerate(todo_t):
+            eta = lnscc.eta_schedule(i + 1, config.delta, config.xi)
             if fast:
-                loss, logged = lnscc.batch_loss_fast(encoder, head, x_t, pairs_t[b * 200:(b + 1) * 200], config, eta)
+                loss, logged = lnscc.batch_loss_fast(encoder, head, x_t, batch, config, eta)
                 sums_t += logged
             else:
-                loss, logs = lnscc.batch_loss(encoder, head, x_t, pairs[b * 200:(b + 1) * 200], config, eta, "cpu")
+                loss, logs = lnscc.batch_loss(encoder, head, x_t, batch, config, eta, "cpu")
                 if not torch.isfinite(loss):
                     raise FloatingPointError
             opt.zero_grad(set_to_none=True)
@@ -145,24 +158,25 @@ def bench_lnscc_steps(x: np.ndarray, steps: int = 100, repeat: int = 3, n_cluste
             opt.step()
             if not fast:
                 total += float(loss.detach()) + sum(logs.values())
-        if fast:
-            total = float(sums_t.sum())
-        return time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        return seconds, sum(len(t) for t in todo)
 
-    best = {name: float("inf") for name in impls}
-    for name, config in impls.items():  # warm-up (oneDNN kernels, allocator)
+    def n_steps(config) -> int:  # the same number of pairs for every variant
+        per_step = config.batch_size * (1 if config.batching == "union" else len(tables))
+        return max(1, steps * 200 // per_step)
+
+    best = {name: float("inf") for name in variants}
+    for name, config in variants.items():  # warm-up (oneDNN kernels, allocator)
         run(config, 5)
     for _ in range(repeat):
-        for name, config in impls.items():
-            best[name] = min(best[name], run(config, steps))
-    task = f"LNSCC SGD step {label} n={len(x)} d={x.shape[1]} ({steps_per_epoch} steps/epoch)"
-    rows = []
-    for name, seconds in best.items():
-        per_step = seconds / steps
-        rows.append({"task": task, "impl": f"lnscc {name}", "s": per_step, "steps_per_s": round(1 / per_step, 2),
-                     "epoch_s": round(per_step * steps_per_epoch, 1),
-                     "speedup_vs_legacy": round(best["legacy"] / seconds, 2)})
-    return rows
+        for name, config in variants.items():
+            seconds, pairs = run(config, n_steps(config))
+            best[name] = min(best[name], seconds / pairs)
+    task = f"LNSCC training {label} n={len(x)} d={x.shape[1]} ({pairs_per_epoch:,} pairs/epoch)"
+    legacy = best["legacy (float32, union)"]
+    return [{"task": task, "impl": f"lnscc {name}", "s": per_pair, "pairs_per_s": round(1 / per_pair),
+             "epoch_s": round(per_pair * pairs_per_epoch, 1), "speedup_vs_legacy": round(legacy / per_pair, 2)}
+            for name, per_pair in best.items()]
 
 
 def main() -> None:
@@ -184,9 +198,10 @@ def main() -> None:
                                   label=args.lnscc_dataset or "random")
     for r in rows:
         extra = f"  (agreement {r['agreement_with_ours']})" if "agreement_with_ours" in r else ""
-        if "steps_per_s" in r:
-            extra = f"  ({r['steps_per_s']} steps/s, epoch {r['epoch_s']} s, x{r['speedup_vs_legacy']} vs legacy)"
-        print(f"{r['task']:<55} {r['impl']:<40} {r['s']:8.3f} s{extra}")
+        if "pairs_per_s" in r:
+            extra = f"  ({r['pairs_per_s']} pairs/s, epoch {r['epoch_s']} s, x{r['speedup_vs_legacy']} vs legacy)"
+        cost = f"{r['s'] * 1e6:8.1f} us/pair" if "pairs_per_s" in r else f"{r['s']:8.3f} s"
+        print(f"{r['task']:<55} {r['impl']:<40} {cost}{extra}")
     out = Path(__file__).with_name(f"results-{platform.node() or 'host'}.json")
     out.write_text(json.dumps({"machine": platform.machine(), "args": vars(args), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}")

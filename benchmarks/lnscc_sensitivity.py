@@ -8,6 +8,10 @@ records its error). docs/methods/lnscc.md summarises benchmarks/lnscc-sensitivit
 
     OMP_NUM_THREADS=1 python benchmarks/lnscc_sensitivity.py --datasets digits uci-ecoli \\
         --seeds 0 1 2 --epochs 5 --jobs 2 [--out benchmarks/lnscc-sensitivity.jsonl]
+    OMP_NUM_THREADS=1 python benchmarks/lnscc_sensitivity.py --grid speed --append --datasets digits \\
+        uci-ecoli --seeds 0 1 2 --epochs 5 --jobs 2
+    OMP_NUM_THREADS=1 python benchmarks/lnscc_sensitivity.py --grid units --units 1.0 auto 0.25 --append \\
+        --datasets digits --seeds 0 1 2 --epochs 10 --jobs 2     (ecoli: --units 1.0 auto 0.03)
 """
 from __future__ import annotations
 
@@ -24,6 +28,14 @@ from pathlib import Path
 import numpy as np
 
 READINGS = {"distance": ("euclidean", "squared"), "batching": ("union", "per_set"), "reduction": ("mean", "sum")}
+# The readings grid ran with the step options of its time (float32 products, foreach SGD).
+READINGS_STEP = {"encoder_dtype": "float32", "sgd_kernel": "foreach", "stop_changed": None}
+# The speed options at the chosen reading: the old step against the new default step.
+SPEED = [{"encoder_dtype": "float32", "sgd_kernel": "foreach"}, {"encoder_dtype": "bfloat16", "sgd_kernel": "fused"}]
+CHOSEN = {"distance": "squared", "batching": "per_set", "reduction": "mean"}
+KEYS = (*READINGS, "encoder_dtype", "sgd_kernel", "graph_distance_unit", "max_epochs")
+# Values of rows written before a key existed: the readings and speed grids ran at unit 1, cap 5.
+OLD_DEFAULTS = {**READINGS_STEP, "graph_distance_unit": 1.0, "max_epochs": 5}
 
 
 def load_view(name: str):
@@ -55,7 +67,8 @@ def run_one(name: str, seed: int, overrides: dict) -> dict:
     view = load_view(name)
     config = lnscc.Config(**{"torch_threads": 1, "progress_snapshots": False, **overrides})
     graph = graphs.knn(view.X, config.n_neighbors)
-    out = {"dataset": name, "seed": seed, **overrides}   # lnscc seeds numpy and torch from ctx.seed
+    # lnscc seeds numpy and torch from ctx.seed; "epochs" becomes the epochs run, "max_epochs" is the cap
+    out = {"dataset": name, "seed": seed, **overrides, "max_epochs": overrides.get("epochs")}
     t0 = time.time()
     try:
         result = lnscc.fit_predict(RunContext(view=view, graph=graph, seed=seed, n_clusters=view.n_clusters,
@@ -72,12 +85,12 @@ def run_one(name: str, seed: int, overrides: dict) -> dict:
 def summarise(rows: list[dict]) -> list[str]:
     groups = defaultdict(list)
     for r in rows:
-        groups[(r["dataset"], *(r.get(k) for k in READINGS))].append(r)
+        groups[(r["dataset"], *(r.get(k, OLD_DEFAULTS.get(k)) for k in KEYS))].append(r)
 
     def ms(v):
         return "–" if not v else f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
     lines = []
-    for key, rs in sorted(groups.items()):
+    for key, rs in sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))):
         ok = [r for r in rs if "acc" in r]
         lines.append(f"{' / '.join(map(str, key))}: n={len(rs)} ok={len(ok)} ACC {ms([r['acc'] for r in ok])} "
                      f"NMI {ms([r['nmi'] for r in ok])} wall {ms([r['wall_s'] for r in rs])}")
@@ -90,12 +103,28 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--grid", choices=["readings", "speed", "units"], default="readings",
+                    help="readings: distance x batching x reduction (float32, foreach SGD, unit 1); speed: the chosen "
+                         "reading with the old step (float32, foreach) and the new default (bfloat16, fused); units: "
+                         "the chosen reading and step with each --units value (the plateau rule only)")
+    ap.add_argument("--units", nargs="+", default=["1.0", "auto"],
+                    help="graph_distance_unit values of --grid units (numbers, auto, median)")
+    ap.add_argument("--append", action="store_true", help="add to --out instead of replacing it")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("lnscc-sensitivity.jsonl"))
     args = ap.parse_args()
-    grid = [dict(zip(READINGS, values), epochs=args.epochs) for values in itertools.product(*READINGS.values())]
+    if args.grid == "readings":
+        grid = [{**dict(zip(READINGS, values)), **READINGS_STEP, "epochs": args.epochs, "graph_distance_unit": 1.0}
+                for values in itertools.product(*READINGS.values())]
+    elif args.grid == "speed":
+        grid = [{**CHOSEN, **step, "epochs": args.epochs, "graph_distance_unit": 1.0, "stop_changed": None}
+                for step in SPEED]
+    else:
+        units = [u if u in ("auto", "median") else float(u) for u in args.units]
+        grid = [{**CHOSEN, **SPEED[1], "epochs": args.epochs, "stop_changed": None, "graph_distance_unit": u}
+                for u in units]
     jobs = [(d, s, g) for d in args.datasets for g in grid for s in args.seeds]
     rows = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool, open(args.out, "w") as fh:
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool, open(args.out, "a" if args.append else "w") as fh:
         for row in pool.map(run_one, *zip(*jobs)):
             rows.append(row)
             fh.write(json.dumps(row) + "\n")

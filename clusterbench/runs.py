@@ -34,17 +34,20 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
     n_clusters = view.n_clusters
 
     labels, index, per_seed = [], None, []
+    jobs = min(seed_jobs(), len(profile.seeds))
     with io.atomic_dir(io.run_dir(run.profile, name)) as out:
-        for seed in profile.seeds:
-            seed_everything(seed)
-            history: list[dict] = []
-            workdir = out / f"seed-{seed}"
-            ctx = RunContext(view=view, graph=graph, seed=seed, n_clusters=n_clusters, device=device,
-                             progress=progress, workdir=workdir, log=history.append)
-            print(f"[{name}] seed {seed}: {run.method} on {run.view} ({len(view.X)} x {view.X.shape[1]}, "
-                  f"{n_clusters} clusters, {device})", file=sys.stderr, flush=True)
-            with Stopwatch() as sw:
-                result = impl.fit_predict(ctx, config)
+        if jobs > 1:  # seeds side by side, one process each; each seed's result is what it is alone
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                fits = list(pool.map(_fit_seed_job, *zip(*[(params, block, name, seed, out / f"seed-{seed}", device)
+                                                           for seed in profile.seeds])))
+        else:
+            fits = (_fit_seed(name, run, impl, config, view, graph, seed, n_clusters, device, progress,
+                              out / f"seed-{seed}") for seed in profile.seeds)
+        for seed, fit in zip(profile.seeds, fits):
+            result = fit["result"]
             rows = np.arange(len(view.X)) if result.index is None else np.asarray(result.index)
             if index is None:
                 index = rows
@@ -56,7 +59,7 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
             if result.embedding is not None and len(per_seed) == 0:
                 io.write_npz(out / "embedding.npz", embedding=np.asarray(result.embedding, np.float32),
                              labels=labels[-1], seed=seed)
-            per_seed.append({"seed": seed, **sw.as_dict(), "history": result.history or history,
+            per_seed.append({"seed": seed, **fit["resources"], "history": result.history or fit["history"],
                              "extra": result.extra})
         io.write_npz(out / "predictions.npz", labels=np.stack(labels), index=index,
                      seeds=np.asarray(profile.seeds, dtype=np.int64))
@@ -67,8 +70,53 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
             "config": config.model_dump(), "n_clusters": n_clusters, "n_rows": int(len(view.X)),
             "n_eval": int(len(index)), "device": device, "per_seed": per_seed,
             "host": {"python": platform.python_version(), "machine": platform.machine(),
-                     "threads": os.environ.get("OMP_NUM_THREADS"),
+                     "threads": os.environ.get("OMP_NUM_THREADS"), "seed_jobs": jobs,
                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         }
         io.write_json(out / "run.json", record)
     return record
+
+
+def seed_jobs() -> int:
+    """Seeds run side by side (CLUSTERBENCH_JOBS, default 1), one process each. It changes no
+    result: every seed seeds its own RNGs and runs alone in its process (test_runs)."""
+    raw = os.environ.get("CLUSTERBENCH_JOBS", "1")
+    try:
+        jobs = int(raw)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise SystemExit(f"error: CLUSTERBENCH_JOBS={raw!r}: expected a whole number >= 1 (seeds run side by side)")
+    return jobs
+
+
+def _fit_seed(name, run, impl, config, view, graph, seed, n_clusters, device, progress, workdir) -> dict:
+    seed_everything(seed)
+    history: list[dict] = []
+
+    def log(row: dict) -> None:
+        history.append(row)
+        if not progress:  # seeds side by side have no bars: one line per epoch instead
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items()
+                              if k in ("loss", "loss_contrastive", "loss_clu", "wall_s") and isinstance(v, float))
+            print(f"[{name}] seed {seed} epoch {row.get('epoch', len(history))}: {shown}", file=sys.stderr, flush=True)
+
+    ctx = RunContext(view=view, graph=graph, seed=seed, n_clusters=n_clusters, device=device,
+                     progress=progress, workdir=workdir, log=log)
+    print(f"[{name}] seed {seed}: {run.method} on {run.view} ({len(view.X)} x {view.X.shape[1]}, "
+          f"{n_clusters} clusters, {device})", file=sys.stderr, flush=True)
+    with Stopwatch() as sw:
+        result = impl.fit_predict(ctx, config)
+    return {"result": result, "resources": sw.as_dict(), "history": history}
+
+
+def _fit_seed_job(params: Params, block: str, name: str, seed: int, workdir, device: str) -> dict:
+    """One seed in a fresh process (spawn): loads the run's view and graph itself; no progress
+    bar (bars of parallel seeds would overwrite each other)."""
+    from . import threads  # noqa: F401  (pins BLAS/OpenMP threads before torch is imported)
+
+    run = getattr(params, block)[name]
+    impl, config = method_config(params, block, name)
+    view = View.load(io.view_path(run.profile, run.view))
+    graph = KnnGraph.load(io.graph_path(run.profile, run.graph)) if block == "train" else None
+    return _fit_seed(name, run, impl, config, view, graph, seed, view.n_clusters, device, False, workdir)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io, metrics
-from .config import Params
+from .config import Params, ParamsError
 from .embeddings import View
 
 
@@ -53,12 +53,30 @@ def score_run(run_dir: Path, view: View) -> dict:
     return summary
 
 
-def score_profile(params: Params, profile: str) -> dict:
+def score_profile(params: Params, profile: str, only: list[str] | None = None) -> dict:
+    """Score every finished run of the profile. ``only``: re-score just these runs and keep the
+    committed metrics of the others (their data may live on another machine); a named run
+    that has not finished here is an error, not a silently dropped row."""
     reports = Path(params.profiles[profile].reports)
     out_dir = reports / "metrics"
     summaries, missing = {}, []
     views: dict[str, View] = {}
-    for name, run in runs_of_profile(params, profile).items():
+    planned = runs_of_profile(params, profile)
+    if only is not None:
+        unknown = sorted(set(only) - set(planned))
+        if unknown:
+            raise ParamsError(f"--runs: {', '.join(unknown)} are not runs of profile {profile!r}")
+        unfinished = [n for n in only if not (io.run_dir(profile, n) / "predictions.npz").is_file()]
+        if unfinished:
+            raise ParamsError(f"--runs: {', '.join(unfinished)} have no predictions in data/{profile}/runs: "
+                             f"run them first (dvc repro train@<run>)")
+        kept = {p.stem: io.read_json(p) for p in sorted(out_dir.glob("*.json"))} if out_dir.is_dir() else {}
+        summaries = {n: s for n, s in kept.items() if n in planned and n not in only}
+    for name, run in planned.items():
+        if only is not None and name not in only:
+            if name not in summaries:
+                missing.append(name)
+            continue
         rdir = io.run_dir(profile, name)
         if not (rdir / "predictions.npz").is_file():
             missing.append(name)

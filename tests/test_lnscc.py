@@ -174,8 +174,37 @@ def blobs(n_per=60, dim=8, gap=12.0, seed=0, split=None):
     return View(x, y, split, np.arange(len(y)))
 
 
+# Small model, short runs. The step readings are pinned to the first ones (Euclidean d, union
+# batches, float32, foreach SGD) so the hand-computed step counts and the legacy comparisons hold;
+# test_default_readings_separate_two_blobs runs the defaults.
 FAST = dict(encoder_dims=(32, 32), embedding_dim=8, head_hidden=8, epochs=2, steps_per_epoch=40, snapshot_rows=50,
-            plateau_tol=None)
+            plateau_tol=None, stop_changed=None, distance="euclidean", batching="union", encoder_dtype="float32", sgd_kernel="foreach")
+DEFAULT_READINGS = {k: lnscc.Config.model_fields[k].default for k in ("distance", "batching", "encoder_dtype",
+                                                                        "sgd_kernel")}
+
+
+def test_default_readings_separate_two_blobs():
+    """squared d, per-set batches, bfloat16 products, fused SGD: per-set batches take 4x fewer
+    steps per epoch, so five epochs give the 80 steps the union runs get in two."""
+    assert DEFAULT_READINGS == {"distance": "squared", "batching": "per_set", "encoder_dtype": "bfloat16",
+                                "sgd_kernel": "fused"}
+    view = blobs()
+    for seed in (0, 1):
+        result = run(view, seed=seed, epochs=5, **DEFAULT_READINGS)
+        assert result.extra["steps"] == 80
+        assert max(np.mean(result.labels == view.y), np.mean(result.labels != view.y)) == 1.0
+
+
+def test_training_stops_once_the_clusters_have_settled():
+    """stop_changed: after min_epochs, an epoch in which < stop_changed of the tracked rows changed
+    cluster ends training (label-free); the history says how many changed."""
+    view = blobs()
+    result = run(view, epochs=6, min_epochs=3, stop_changed=0.05)
+    changed = [row["changed"] for row in result.history]
+    assert all(c is not None for c in changed)  # the step-0 snapshot gives epoch 1 a reference
+    first = next(e for e, c in enumerate(changed, 1) if e >= 3 and c < 0.05)
+    assert result.extra["epochs"] == first < 6 and result.extra["stopped"] == "settled"
+    assert run(view, epochs=4, min_epochs=3, stop_changed=None).extra["epochs"] == 4
 
 
 def run(view, seed=0, k=10, workdir=None, rows=None, **overrides):
@@ -186,7 +215,8 @@ def run(view, seed=0, k=10, workdir=None, rows=None, **overrides):
 
 def test_two_blobs_end_to_end(tmp_path):
     view = blobs()
-    result = run(view, workdir=tmp_path / "seed-0", epochs=3, steps_per_epoch=60)
+    # union batches: 60 steps per epoch whatever the pair-set sizes (the snapshot steps below)
+    result = run(view, workdir=tmp_path / "seed-0", epochs=3, steps_per_epoch=60, batching="union")
     truth = view.y
     agree = max(np.mean(result.labels == truth), np.mean(result.labels == 1 - truth))
     assert agree == 1.0, f"two blobs 12 sigma apart must be separated, got accuracy {agree}"
@@ -280,7 +310,7 @@ def test_per_set_batching_draws_batch_size_pairs_of_every_set():
     assert np.bincount(batch[:, 2], minlength=4).tolist() == [4, 4, 4, 4]
     # the 2-pair E^ba is cycled: step 3 takes its rows 12..15 mod 2
     np.testing.assert_array_equal(batch[8:12], tables[2][[0, 1, 0, 1]])
-    result = run(blobs(), batching="per_set")
+    result = run(blobs(), batching="per_set", epochs=5)
     assert max(np.mean(result.labels == blobs().y), np.mean(result.labels != blobs().y)) == 1.0
 
 
@@ -418,3 +448,28 @@ def test_bfloat16_encoder_trains():
     result = run(blobs(), encoder_dtype="bfloat16")
     assert result.embedding.dtype == np.float32
     assert max(np.mean(result.labels == blobs().y), np.mean(result.labels != blobs().y)) == 1.0
+
+
+def _every_edge_has_an_im_pos_copy(graph, unit, alpha=2.0):
+    _, _, w = lnscc.undirected_edges(lnscc.locally_normalised_graph(graph.indices, graph.distances / unit))
+    return alpha * w.max() >= 1.0 - w.min()
+
+
+def test_auto_distance_unit_gives_every_edge_an_attracting_copy():
+    wide = graphs.knn(blobs(n_per=100, dim=4).X * 4, 10)  # neighbour distances ~4: softmax(-D) already sharp
+    assert _every_edge_has_an_im_pos_copy(wide, 1.0)
+    assert lnscc.auto_distance_unit(wide.indices, wide.distances, 2.0) == 1.0, "such a view is left as it is"
+    sets = lnscc.build_pair_sets(wide, lnscc.Config())  # default 'auto': the same pair table as unit 1
+    np.testing.assert_array_equal(sets.fixed, lnscc.build_pair_sets(wide, lnscc.Config(graph_distance_unit=1.0)).fixed)
+    assert sets.distance_unit == 1.0
+
+    narrow = graphs.KnnGraph(wide.indices, wide.distances / 64)  # the same graph in units 64x smaller
+    assert not _every_edge_has_an_im_pos_copy(narrow, 1.0)
+    unit = lnscc.auto_distance_unit(narrow.indices, narrow.distances, 2.0)
+    k = -4 * np.log2(unit)
+    assert k == round(k) and 0 < k <= 40, "a unit of the grid 2^(-k/4)"
+    assert _every_edge_has_an_im_pos_copy(narrow, unit)
+    assert not _every_edge_has_an_im_pos_copy(narrow, unit * 2 ** 0.25), "the largest such unit"
+    sets = lnscc.build_pair_sets(narrow, lnscc.Config())
+    assert sets.distance_unit == unit and sets.n_im_pos >= sets.n_edges
+    assert lnscc.build_pair_sets(narrow, lnscc.Config(graph_distance_unit=1.0)).n_im_pos < sets.n_edges

@@ -73,6 +73,37 @@ def test_in_process_pipeline_scores_and_records_costs(workdir):
     assert result["wall_s"]["total"] > 0 and result["peak_rss_mb"] > 10
 
 
+def test_seeds_side_by_side_give_the_same_run_as_one_after_another(workdir, monkeypatch):
+    """CLUSTERBENCH_JOBS=2 runs the seeds in two spawned processes: same labels, same histories."""
+    params = SMOKE_PARAMS | {
+        "methods": {"kmeans": {"n_init": 3}, "lnscc": {"epochs": 2, "steps_per_epoch": 3, "min_epochs": 2,
+                                                        "progress_snapshots": False, "torch_threads": 1}},
+        "train": {"smoke-lnscc-digits": {"method": "lnscc", "view": "smoke-digits-raw", "graph": "smoke-digits-raw",
+                                         "profile": "smoke"}}}
+    write_params(workdir, params)
+    params = config.load()
+    arrays = datasets.prepare("digits", io.dataset_dir("digits"), datasets.Fetcher(offline=True, progress=False))
+    view = embeddings.build_view(arrays, datasets.stratified_subsample(arrays.y, 300, 0), [{"backend": "raw"}])
+    view.save(io.view_path("smoke", "smoke-digits-raw"))
+    graphs.knn(view.X, 10).save(io.graph_path("smoke", "smoke-digits-raw"))
+    for block, name in (("baselines", "smoke-kmeans-digits"), ("train", "smoke-lnscc-digits")):
+        outputs = []
+        for jobs in ("1", "2"):
+            monkeypatch.setenv("CLUSTERBENCH_JOBS", jobs)
+            record = runs.execute(params, block, name, progress=False)
+            labels = io.read_npz(io.run_dir("smoke", name) / "predictions.npz")["labels"]
+            histories = [[{k: v for k, v in row.items() if k != "wall_s"} for row in s["history"]]
+                         for s in record["per_seed"]]
+            outputs.append((labels, histories, record["host"]["seed_jobs"]))
+        (seq, seq_hist, seq_jobs), (par, par_hist, par_jobs) = outputs
+        assert (seq_jobs, par_jobs) == (1, 2)
+        assert np.array_equal(seq, par) and seq_hist == par_hist, name
+        assert len(seq) == 2 and not np.array_equal(seq[0], seq[1])  # two seeds, two different runs
+    monkeypatch.setenv("CLUSTERBENCH_JOBS", "two")
+    with pytest.raises(SystemExit, match="CLUSTERBENCH_JOBS='two': expected a whole number >= 1"):
+        runs.execute(params, "baselines", "smoke-kmeans-digits", progress=False)
+
+
 def _dvc(*args, cwd, env):
     proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, text=True,
                           capture_output=True)

@@ -44,7 +44,10 @@ class Config(MethodConfig):
                         "E^{im+} + E^{im-} + E^{ba} + E^{dis} (the paper gives no number)")
     plateau_tol: float | None = Field(0.01, ge=0, description="stop once the epoch-mean contrastive loss "
                                       "changes by less than this fraction (None: always run all epochs)")
-    min_epochs: int = Field(2, ge=1, description="epochs run before the plateau rule may stop training")
+    stop_changed: float | None = Field(0.01, ge=0, le=1, description="stop after an epoch in which fewer than this "
+                                       "share of the snapshot rows changed cluster (argmax U), as DEC's tolerance; "
+                                       "label-free (None: only the plateau rule and the epoch cap stop training)")
+    min_epochs: int = Field(2, ge=1, description="epochs run before the plateau or the settled rule may stop training")
     n_neighbors: int = Field(10, ge=1, description="M, neighbours per sample (70 for REUTERS-10K)")
     encoder_dims: tuple[int, ...] = Field((500, 500, 2000), min_length=1)
     embedding_dim: int = Field(64, ge=1, description="dimension of Z")
@@ -65,7 +68,7 @@ class Config(MethodConfig):
     eta_unit: Literal["iteration", "epoch"] = Field(
         "iteration", description="what n_i counts in eta = min(delta n_i, xi); the paper: 'i-th iteration'")
     batching: Literal["union", "per_set"] = Field(
-        "union", description="union: batches cut from the shuffled union of the pair sets (each set's share of "
+        "per_set", description="union: batches cut from the shuffled union of the pair sets (each set's share of "
         "a batch is its share of the data); per_set: batch_size pairs from every set per step")
     reduction: Literal["mean", "sum"] = Field(
         "mean", description="contrastive sums of eqs. 9/13/17 divided by the batch size (mean) or not")
@@ -76,10 +79,12 @@ class Config(MethodConfig):
     max_pairs: int = Field(20_000_000, ge=1, description="refuse (DataError) a view whose pair sets "
                            "|E^{im+}| + |E^{im-}| + |E^{ba}| + |E^{dis}| (one epoch) exceed this, before allocating them")
     distance: Literal["euclidean", "squared"] = Field(
-        "euclidean", description="d in O = exp(-d(Z_i, Z_j)) (eq. 4): the Euclidean distance or its square")
-    graph_distance_unit: float | Literal["median"] = Field(
-        1.0, description="D is divided by this before W = softmax(-D) (eq. 1); 'median': by the median of the "
-        "M-NN distances, which makes A independent of the features' units (1.0: D as the view gives it)")
+        "squared", description="d in O = exp(-d(Z_i, Z_j)) (eq. 4): the Euclidean distance or its square")
+    graph_distance_unit: float | Literal["median", "auto"] = Field(
+        "auto", description="D is divided by this before W = softmax(-D) (eq. 1). 'auto': 1 when every kNN edge "
+        "already gets at least one E^{im+} copy (alpha A_max >= 1 - A_min), else the largest unit 2^(-k/4) at "
+        "which it does; 'median': the median M-NN distance (A independent of the features' units); a number: "
+        "that unit (1.0: D as the view gives it)")
     resample_dis: Literal["epoch", "once"] = Field(
         "epoch", description="draw a fresh E^{dis} every epoch, or once before training")
     steps_per_epoch: int | None = Field(None, ge=1, description="cap on SGD steps per epoch (smoke runs)")
@@ -87,8 +92,12 @@ class Config(MethodConfig):
         "fast", description="fast: the epoch's pair table lives on the device, per-kind sums by index_add, no "
         "host sync per step; legacy: the original per-step NumPy batch code (same losses; kept for benchmarks)")
     encoder_dtype: Literal["float32", "bfloat16"] = Field(
-        "float32", description="precision of the encoder's matrix products (torch autocast; weights, Z, losses "
-        "and the optimiser stay float32); bfloat16: ~2x faster steps on CPUs with AMX, slower without (fast step only)")
+        "bfloat16", description="precision of the encoder's matrix products (torch autocast; weights, Z, losses "
+        "and the optimiser stay float32); bfloat16: ~2x faster steps on GPUs and CPUs with AMX, slower on CPUs "
+        "without bfloat16 units (use float32 there; fast step only)")
+    sgd_kernel: Literal["fused", "foreach"] = Field(
+        "fused", description="torch's SGD implementation for the fast step: one fused kernel per parameter group "
+        "(fused) or the multi-tensor one (foreach); the same update with a different rounding order (legacy: for-loop)")
     fit_split: Literal["all", "train"] = Field(
         "all", description="rows the model is trained on; 'train' = SCAN's protocol (Table 3)")
     eval_split: Literal["all", "test"] = Field(
@@ -102,7 +111,7 @@ class Config(MethodConfig):
     @model_validator(mode="after")
     def _positive_unit(self):
         if not isinstance(self.graph_distance_unit, str) and not self.graph_distance_unit > 0:
-            raise ValueError(f"graph_distance_unit must be > 0 or 'median', got {self.graph_distance_unit}")
+            raise ValueError(f"graph_distance_unit must be > 0, 'auto' or 'median', got {self.graph_distance_unit}")
         if self.encoder_dtype != "float32" and self.step_impl == "legacy":
             raise ValueError("encoder_dtype other than float32 needs step_impl: fast")
         return self
@@ -342,6 +351,7 @@ class PairSets:
     n_dis: int
     qa: QuantityAugmentation
     n_edges: int
+    distance_unit: float | str = 1.0  # the unit D was divided by (the number 'auto' chose)
 
     def sizes(self) -> dict:
         kinds = np.bincount(self.fixed[:, 2], minlength=3) if len(self.fixed) else np.zeros(3, int)
@@ -349,15 +359,41 @@ class PairSets:
                 "ba": int(kinds[BA]), "dis": self.n_dis}
 
 
+def auto_distance_unit(indices: np.ndarray, distances: np.ndarray, alpha: float, octaves: int = 10,
+                       steps_per_octave: int = 4) -> float:
+    """``graph_distance_unit: auto``: the largest unit 2^(-k/4), k = 0, 1, ..., at which every edge
+    of A gets at least one copy in E^{im+}, i.e. floor(alpha A_max / (1 - A_ij)) >= 1 for the
+    weakest edge: alpha A_max >= 1 - A_min.
+
+    Why: the method treats the kNN edges as the pairs to pull together, and alpha = 2 is
+    set for a graph where that holds (A_max >= 0.5 suffices). When neighbour distances are small
+    compared with 1 (8x8 digits, L2-normalised features), softmax(-D) is nearly uniform and most
+    edges get no attracting copy at all. The rule reads no label, and leaves a view where every
+    edge already has a copy (MNIST and Fashion-MNIST pixels) exactly as it is (unit 1). Units
+    below 2^-octaves are not tried; the smallest is returned (with the method's degenerate-QA
+    warning) if none qualifies."""
+    d = np.asarray(distances, dtype=np.float64)
+    unit = 1.0
+    for k in range(octaves * steps_per_octave + 1):
+        unit = 2.0 ** (-k / steps_per_octave)
+        _, _, w = undirected_edges(locally_normalised_graph(indices, d / unit))
+        if alpha * w.max() >= 1.0 - w.min():
+            return unit
+    return unit
+
+
 def build_pair_sets(graph: graphs.KnnGraph, config: Config) -> PairSets:
-    a = locally_normalised_graph(graph.indices, scaled_distances(graph.distances, config.graph_distance_unit))
+    unit = config.graph_distance_unit
+    if unit == "auto":
+        unit = auto_distance_unit(graph.indices, graph.distances, config.alpha)
+    a = locally_normalised_graph(graph.indices, scaled_distances(graph.distances, unit))
     i, j, w = undirected_edges(a)
     qa = quantity_augmentation(w, config.alpha, max_copies=config.max_copies)
     n_im_pos = int(qa.im_pos.sum())  # |E^{im+}| defines |E^{dis}| even when L_im is switched off
     n_dis = int(round(config.beta * n_im_pos)) if config.use_dis else 0
     check_pair_budget(qa, n_dis, graph.n, len(w), config)
     fixed = augmented_pairs(i, j, qa, use_im=config.use_im, use_ba=config.use_ba)
-    return PairSets(a, fixed, n_im_pos, n_dis, qa, len(w))
+    return PairSets(a, fixed, n_im_pos, n_dis, qa, len(w), unit)
 
 
 def check_pair_budget(qa: QuantityAugmentation, n_dis: int, n_rows: int, n_edges: int, config: Config) -> None:
@@ -457,6 +493,17 @@ def batch_loss_fast(encoder, head, x, batch, config: Config, eta: float):
     return total, torch.cat([total.reshape(1), parts, clu.reshape(1)]).detach()
 
 
+def make_optimiser(params, config: Config):
+    """SGD of section 4.1. ``sgd_kernel`` picks torch's implementation (same update rule): fused
+    was ~1.45x faster per epoch than foreach on CPU (benchmarks/bench.py --only lnscc)."""
+    import torch
+
+    kernel = {"foreach": True} if config.sgd_kernel == "foreach" else {"fused": True}
+    if config.step_impl == "legacy":
+        kernel = {"foreach": False}
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **kernel)
+
+
 def embed_and_assign(encoder, head, x, device: str, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
@@ -492,8 +539,7 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     encoder.to(device), head.to(device)
     params = list(encoder.parameters()) + list(head.parameters())
     # foreach: the same per-element arithmetic as the for-loop SGD (identical results), fewer passes
-    optimiser = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                                foreach=config.step_impl == "fast")
+    optimiser = make_optimiser(params, config)
 
     dis = sample_disconnected(sets.a, sets.n_dis, rng) if sets.n_dis else None
     n_pairs = len(sets.fixed) + sets.n_dis
@@ -586,13 +632,14 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
         ctx.log(row)
         plateau = _plateaued(previous, row["loss_contrastive"], config.plateau_tol)
         previous = row["loss_contrastive"]
-        if plateau and epoch >= config.min_epochs:
-            stopped = "plateau"
-        last = stopped == "plateau" or epoch == config.epochs
+        settled = config.stop_changed is not None and row["changed"] is not None and row["changed"] < config.stop_changed
+        if (plateau or settled) and epoch >= config.min_epochs:
+            stopped = "plateau" if plateau else "settled"
+        last = stopped != "max_epochs" or epoch == config.epochs
         if config.progress_snapshots and (last or (epoch & (epoch - 1)) == 0):  # epochs 1, 2, 4, 8, ... and the end
             if not snaps or snaps[-1][0] != step:
                 snapshot(step)
-        if stopped == "plateau":
+        if stopped != "max_epochs":
             break
     bar.close()
 
@@ -605,7 +652,7 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     index = None if config.eval_split == "all" else eval_rows
     extra = {"epochs": len(history), "stopped": stopped, "steps": step, "steps_per_epoch": steps_per_epoch,
              "pair_sets": sets.sizes(), "qa": {"a_max": sets.qa.a_max, "one_minus_a_max": sets.qa.one_minus_a_max,
-                                               "a_mean": sets.qa.a_mean},
+                                               "a_mean": sets.qa.a_mean, "distance_unit": sets.distance_unit},
              "clusters_used": int(len(np.unique(labels))), "fit_rows": int(len(fit_rows))}
     return Result(labels=labels, index=index, embedding=z_eval, history=history, extra=extra)
 
