@@ -166,3 +166,9 @@ def graph_path(profile: str, view: str) -> Path:
 def run_dir(profile: str, run: str) -> Path:
     return DATA / profile / "runs" / run
 
+
+def checkpoint_dir(profile: str, run: str, seed: int) -> Path:
+    """Resumable training state of one seed of a run: beside, not inside, its output folder
+    (DVC removes a stage's outputs before it runs, and a failed run's output folder is discarded)."""
+    return DATA / profile / "checkpoints" / run / f"seed-{seed}"
+
