@@ -68,8 +68,8 @@ class Config(ContrastiveConfig):
         None, description="skip stage 1: a stage-1 checkpoint file, or a run folder (data/<profile>/runs/<run>) "
         "whose seed-<s>/checkpoints/stage1-epoch<epochs>.pt is used; its settings must equal this run's")
     backbone_from: str | None = Field(
-        None, description="initialise the backbone and instance projector from a CC checkpoint (the released code "
-        "starts from CC's 1000-epoch one: cc-epoch1000.pt of a cc run)")
+        None, description="initialise the backbone and instance projector from a CC checkpoint file, or a cc run "
+        "folder whose seed-<s>/checkpoints/cc-epoch1000.pt is used (the released code starts from CC(1000))")
     # --- stage 2 (M-GCN) ---
     stage2: bool = Field(True, description="false: clusters = argmax of the stage-1 cluster head (Table 5 rows)")
     stage2_features: Literal["augmented", "resized"] = Field(
@@ -218,8 +218,13 @@ def heat_kernel_graph(features: np.ndarray, k: int, t: float = 1.0, weights: str
     g = graphs.knn(np.asarray(features, np.float32), k, label="the backbone features", setting="knn_sizes")
     # graphs.heat_kernel is exp(-d^2 / (2 sigma^2)): t = 2 sigma^2
     w = graphs.heat_kernel(g.distances, sigma=math.sqrt(t / 2)) if weights == "heat" else np.ones(g.distances.shape)
+    # Weights below float32's smallest normal number are zero for the GCN, and as subnormals they
+    # would slow every sparse product by orders of magnitude: drop those edges.
+    w = np.where(w < np.finfo(np.float32).tiny, 0.0, w)
     a = graphs.to_sparse(g.indices, w)
-    return a.maximum(a.T).tocsr()
+    a = a.maximum(a.T).tocsr()
+    a.eliminate_zeros()
+    return a
 
 
 def normalized_adjacency(a: sp.spmatrix) -> sp.csr_matrix:
@@ -340,8 +345,10 @@ def _load_stage1(model: Stage1Network, config: Config, fingerprint: dict, seed: 
     return state
 
 
-def _init_backbone_from(model: Stage1Network, path: str) -> None:
+def _init_backbone_from(model: Stage1Network, path: str, seed: int = 0) -> None:
     file = Path(path)
+    if file.is_dir():  # a cc run folder: this seed's CC(1000) (the released code's starting point)
+        file = file / f"seed-{seed}" / "checkpoints" / "cc-epoch1000.pt"
     if not file.is_file():
         raise FileNotFoundError(f"backbone_from: no CC checkpoint at {file}")
     weights = checkpoints.load(file)["model"]
@@ -363,7 +370,7 @@ def train_stage1(ctx: RunContext, config: Config, images: torch.Tensor) -> tuple
         state = _load_stage1(model, config, fingerprint, ctx.seed)
         return model, list(state.get("history", [])), {"stage1_from": str(_stage1_file(config, ctx.seed))}
     if config.backbone_from:
-        _init_backbone_from(model, config.backbone_from)
+        _init_backbone_from(model, config.backbone_from, ctx.seed)
     trainer = contrastive.TwoViewTrainer(
         model=model, loss_fn=stage1_loss(config), augment_spec=config.augment_spec(images.shape[-1]),
         epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
