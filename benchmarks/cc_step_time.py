@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1000)
     ap.add_argument("--clusters", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (bfloat16 autocast on cuda, as training)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -47,8 +48,10 @@ def main() -> None:
     else:
         config = iciclegcn.Config(backbone=args.backbone, image_size=args.size, batch_size=args.batch)
         model, loss_fn = iciclegcn.Stage1Network(config, args.clusters), iciclegcn.stage1_loss(config)
+    device = torch.device(args.device)
+    model = model.to(device)
     src = args.source_size or args.size
-    images = torch.rand(args.batch, args.channels, src, src)
+    images = torch.rand(args.batch, args.channels, src, src, device=device)
     spec = config.augment_spec(src)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(0)
@@ -56,10 +59,13 @@ def main() -> None:
     for step in range(args.steps + 1):
         t0 = time.perf_counter()
         xa, xb = contrastive.augment(images, spec, generator), contrastive.augment(images, spec, generator)
-        loss, _ = loss_fn(model, xa, xb)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss, _ = loss_fn(model, xa, xb)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         if step:
             times.append(time.perf_counter() - t0)
     step_s = statistics.median(times)
@@ -67,7 +73,7 @@ def main() -> None:
     batch = args.paper_batch or args.batch
     epoch_s = per_image * (args.n // batch) * batch
     print(json.dumps({"method": args.method, "backbone": args.backbone, "size": args.size, "batch_timed": args.batch,
-                      "threads": args.threads, "step_s": round(step_s, 3), "steps_s": [round(t, 3) for t in times],
+                      "threads": args.threads, "device": args.device, "step_s": round(step_s, 3), "steps_s": [round(t, 3) for t in times],
                       "s_per_image": round(per_image, 4), "n": args.n, "batch_assumed": batch,
                       "epoch_cpu_h": round(epoch_s / 3600, 3),
                       f"epochs{args.epochs}_cpu_h": round(epoch_s * args.epochs / 3600, 1),

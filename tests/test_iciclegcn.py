@@ -218,3 +218,23 @@ def test_backbone_from_a_cc_checkpoint(tmp_path):
     cc_weights = checkpoints.load(cc_file)["model"]
     own = model.state_dict()
     assert all(torch.equal(own[k], cc_weights[k]) for k in cc_weights if k.startswith("backbone."))
+
+
+def test_vanishing_heat_weights_are_dropped_not_kept_as_subnormals():
+    # Neighbour distance 10 with t = 1: exp(-100) is below float32's smallest normal number.
+    x = np.array([[0.0], [10.0], [20.0]], np.float32)
+    a = I.heat_kernel_graph(x, 1, t=1.0)
+    assert a.nnz == 0
+    assert I.heat_kernel_graph(x, 1, t=100.0).nnz == 4   # a wider kernel keeps the edges
+
+
+def test_every_iciclegcn_table_cell_maps_to_a_configured_run():
+    from clusterbench import config, tables
+
+    params = config.load("params.yaml")
+    cells = tables.resolve_cells("iciclegcn", params, {}, "full")
+    ours = [c for c in cells if c.row.startswith(("IcicleGCN", "CC")) or c.table in ("4", "5", "6")]
+    assert len(ours) >= 24 + 12 + 9 + 21
+    missing = sorted({c.run for c in ours if c.missing_run or not c.configured})
+    assert missing == []
+    assert all("GPU" in c.reason or "CPU" in c.reason or "download" in c.reason for c in ours)
