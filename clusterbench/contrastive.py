@@ -321,7 +321,11 @@ class TwoViewTrainer:
         use_amp = autocast_enabled(self.mixed_precision, self.device)
         device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
         self.try_resume()
-        for epoch in range(self.start_epoch, self.epochs):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(range(self.start_epoch, self.epochs), desc=type(self.model).__name__, disable=not self.progress,
+                   leave=False)
+        for epoch in bar:
             self.model.train()
             start = time.perf_counter()
             order = self.shuffle_rng.permutation(n)
@@ -340,6 +344,7 @@ class TwoViewTrainer:
                    "seconds": round(time.perf_counter() - start, 3)}
             self.history.append(row)
             self.log(row)
+            bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}")
             done = epoch + 1
             if self.checkpoint_dir is not None and (
                     done == self.epochs or (self.checkpoint_every and done % self.checkpoint_every == 0)

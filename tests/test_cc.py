@@ -88,6 +88,16 @@ def test_kept_epochs_are_outputs_and_other_settings_do_not_resume(tmp_path):
     assert other.extra["resumed_from_epoch"] is None
 
 
+def test_a_checkpoint_of_other_code_is_not_continued(tmp_path, monkeypatch):
+    config = CC.Config(**{**TINY, "epochs": 2})
+    CC.fit_predict(_ctx(tmp_path, "code"), config)
+    same = CC.fit_predict(_ctx(tmp_path, "code"), CC.Config(**TINY))
+    assert same.extra["resumed_from_epoch"] == 2
+    monkeypatch.setattr(CC, "code_fingerprint", lambda *modules: "edited")
+    fresh = CC.fit_predict(_ctx(tmp_path, "code"), CC.Config(**TINY))
+    assert fresh.extra["resumed_from_epoch"] is None
+
+
 def test_end_to_end_through_the_method_interface(tmp_path):
     impl = load_method("cc")
     assert impl.TASK == "clustering"

@@ -15,6 +15,7 @@ docs/methods/cc.md describes every option.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -24,7 +25,7 @@ import torch
 import torch.nn as nn
 from pydantic import Field, field_validator
 
-from .. import contrastive
+from .. import checkpoints, contrastive
 from . import MethodConfig, Result, RunContext
 
 TASK = "clustering"
@@ -162,12 +163,21 @@ def view_images(ctx: RunContext) -> torch.Tensor:
 
 
 def data_fingerprint(images: torch.Tensor) -> str:
-    return hashlib.sha1(images.numpy().tobytes()).hexdigest()[:16]
+    return hashlib.sha1(np.ascontiguousarray(images.numpy()).data).hexdigest()[:16]  # no copy when contiguous
+
+
+def code_fingerprint(*modules) -> str:
+    """Hash of the training code: a checkpoint written by other code is never continued (a DVC
+    re-run after a fix must not pick up the old run's finished weights)."""
+    digest = hashlib.sha1()
+    for module in (contrastive, checkpoints, *modules):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def training_fingerprint(config: ContrastiveConfig, ctx: RunContext, images: torch.Tensor, **more) -> dict:
     """What a checkpoint's weights depend on besides the epoch count: settings that change the
-    trajectory (not epochs, checkpointing, prediction batch or threads), seed, data, K."""
+    trajectory (not epochs, checkpointing, prediction batch or threads), seed, data, K, code."""
     ignore = {"epochs", "checkpoint_every", "keep_checkpoints", "eval_batch_size", "torch_threads"}
     settings = {k: v for k, v in config.model_dump().items() if k not in ignore}
     return {"settings": settings, "seed": ctx.seed, "n_clusters": ctx.n_clusters, "data": data_fingerprint(images),
@@ -218,7 +228,8 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
         steps_per_epoch=config.steps_per_epoch, checkpoint_dir=checkpoint_folder(ctx, "cc"),
         checkpoint_every=config.checkpoint_every, keep_dir=kept_folder(ctx),
         keep_epochs=tuple(config.keep_checkpoints), keep_prefix="cc-epoch",
-        fingerprint=training_fingerprint(config, ctx, images), progress=ctx.progress, log=ctx.log)
+        fingerprint=training_fingerprint(config, ctx, images, code=code_fingerprint(sys.modules[__name__])),
+        progress=ctx.progress, log=ctx.log)
     history = trainer.fit(images)
     model.eval()
     start = time.perf_counter()

@@ -37,8 +37,8 @@ from pydantic import Field, model_validator
 
 from .. import checkpoints, contrastive, graphs
 from . import Result, RunContext
-from .cc import (ContrastiveConfig, checkpoint_folder, count_parameters, forward_all, kept_folder, mlp_head,
-                 build_backbone, set_threads, training_fingerprint, view_images)
+from .cc import (ContrastiveConfig, build_backbone, checkpoint_folder, code_fingerprint, count_parameters,
+                 forward_all, kept_folder, mlp_head, set_threads, training_fingerprint, view_images)
 
 TASK = "clustering"
 GCN_LAYERS = 5
@@ -364,7 +364,7 @@ def train_stage1(ctx: RunContext, config: Config, images: torch.Tensor) -> tuple
     """Stage 1 trained here (resumable), or loaded from ``stage1_from``."""
     torch.manual_seed(ctx.seed)
     model = Stage1Network(config, ctx.n_clusters).to(ctx.device)
-    fingerprint = training_fingerprint(config, ctx, images)
+    fingerprint = training_fingerprint(config, ctx, images, code=code_fingerprint(sys.modules[__name__]))
     fingerprint["settings"] = {k: v for k, v in fingerprint["settings"].items() if k in STAGE1_FIELDS}
     if config.stage1_from:
         state = _load_stage1(model, config, fingerprint, ctx.seed)
@@ -435,7 +435,8 @@ def train_stage2(ctx: RunContext, config: Config, model: Stage1Network, images: 
         optimizer.step()
         if it % 10 == 0 or it == config.gcn_iterations - 1:
             value = lambda t: round(float(t.detach()), 6)  # noqa: E731
-            row = {"stage": 2, "iteration": it + 1, "loss": value(loss), "reconstruction": value(rec),
+            # "m_gcn_loss", not "loss": the figures' loss curve is per stage-1 epoch
+            row = {"stage": 2, "iteration": it + 1, "m_gcn_loss": value(loss), "reconstruction": value(rec),
                    "kl_q": value(kl_q), **{f"kl_g{i}": value(v) for i, v in enumerate(kl_g)}}
             history.append(row)
             ctx.log(row)
