@@ -38,8 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from clusterbench import contrastive
-    from clusterbench.methods import cc, iciclegcn
+    from clusterbench.methods import cc, contrastive, iciclegcn
 
     torch.manual_seed(0)
     if args.method == "cc":

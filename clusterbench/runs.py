@@ -40,8 +40,7 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
             history: list[dict] = []
             workdir = out / f"seed-{seed}"
             ctx = RunContext(view=view, graph=graph, seed=seed, n_clusters=n_clusters, device=device,
-                             progress=progress, workdir=workdir, log=history.append,
-                             checkpoint_dir=io.checkpoint_dir(run.profile, name, seed))
+                             progress=progress, workdir=workdir, log=history.append)
             print(f"[{name}] seed {seed}: {run.method} on {run.view} ({len(view.X)} x {view.X.shape[1]}, "
                   f"{n_clusters} clusters, {device})", file=sys.stderr, flush=True)
             with Stopwatch() as sw:

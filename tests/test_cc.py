@@ -5,9 +5,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from clusterbench import checkpoints
 from clusterbench.embeddings import View
-from clusterbench.methods import RunContext, load_method
+from clusterbench.methods import RunContext, checkpoints, load_method
 from clusterbench.methods import cc as CC
 
 torch.set_num_threads(1)
@@ -143,3 +142,29 @@ def test_a_feature_view_is_refused_with_a_clear_error(tmp_path):
 def test_resnet_backbones_have_no_classifier():
     net, dim = CC.build_backbone("resnet18")
     assert dim == 512 and net(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+
+
+def test_checkpoint_folder_is_beside_the_run_outputs(tmp_path):
+    from clusterbench import io
+
+    runs = tmp_path / "data" / "full" / "runs"
+    # inside runs.execute the seed folder lives in atomic_dir's temporary .<run>.XXXX.part folder
+    assert io.checkpoint_dir_of(runs / ".cc-cifar-10.ab12_x9.part" / "seed-2") == \
+        tmp_path / "data" / "full" / "checkpoints" / "cc-cifar-10" / "seed-2"
+    assert io.checkpoint_dir_of(runs / "cc-cifar-10" / "seed-0") == \
+        tmp_path / "data" / "full" / "checkpoints" / "cc-cifar-10" / "seed-0"
+    assert io.checkpoint_dir_of(tmp_path / "scratch" / "seed-0") == tmp_path / "scratch" / "seed-0" / "state"
+    ctx = RunContext(view=_view(), graph=None, seed=0, n_clusters=4, workdir=runs / ".cc-x.q1.part" / "seed-0")
+    assert CC.checkpoint_folder(ctx, "cc") == tmp_path / "data" / "full" / "checkpoints" / "cc-x" / "seed-0" / "cc"
+
+
+def test_resume_through_the_derived_folder_after_a_failed_run(tmp_path):
+    # A failed stage discards its .part folder; the next attempt (another .part name) resumes.
+    runs = tmp_path / "data" / "smoke" / "runs"
+    config = CC.Config(**{**TINY, "epochs": 2})
+    first = RunContext(view=_view(), graph=None, seed=0, n_clusters=4, progress=False,
+                       workdir=runs / ".smoke-cc-x.aaaa.part" / "seed-0")
+    CC.fit_predict(first, config)
+    second = RunContext(view=_view(), graph=None, seed=0, n_clusters=4, progress=False,
+                        workdir=runs / ".smoke-cc-x.bbbb.part" / "seed-0")
+    assert CC.fit_predict(second, CC.Config(**TINY)).extra["resumed_from_epoch"] == 2

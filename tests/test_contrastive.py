@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from clusterbench import contrastive as C
+from clusterbench.methods import contrastive as C
 
 torch.set_num_threads(1)
 

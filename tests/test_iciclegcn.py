@@ -7,9 +7,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from clusterbench import checkpoints
 from clusterbench.embeddings import View
-from clusterbench.methods import RunContext, load_method
+from clusterbench.methods import RunContext, checkpoints, load_method
 from clusterbench.methods import iciclegcn as I
 
 torch.set_num_threads(1)

@@ -34,8 +34,8 @@ class RunContext:
     device: str = "cpu"
     progress: bool = True
     workdir: Any = None  # a folder the method may write extra artefacts (figures) into
-    # Resumable training state (clusterbench.checkpoints); outside the run's output folder, so it
-    # survives an interrupted stage. None: the method keeps its checkpoints under workdir.
+    # Resumable training state (methods.checkpoints); None: derived from workdir
+    # (io.checkpoint_dir_of: data/<profile>/checkpoints/<run>/seed-<s>, beside the run's outputs).
     checkpoint_dir: Any = None
     log: Callable[[dict], None] = lambda row: None  # per-epoch metrics (dvclive, history)
 

@@ -3,12 +3,12 @@
 A ResNet backbone maps two augmentations of each image to h^a, h^b; an instance projector
 (Linear-ReLU-Linear to 128-d) feeds NT-Xent with tau_I = 0.5, a cluster projector
 (Linear-ReLU-Linear to K, softmax) feeds the cluster-level contrastive loss with tau_C = 1.0
-plus the entropy of the mean assignment (clusterbench.contrastive). Adam 3e-4, batch 256,
+plus the entropy of the mean assignment (clusterbench.methods.contrastive). Adam 3e-4, batch 256,
 1000 epochs, images resized to 224 (CC's defaults). Clusters: argmax of the cluster head on the
 un-augmented (resized) images.
 
-Training writes a resumable checkpoint every ``checkpoint_every`` epochs
-(``RunContext.checkpoint_dir``) and keeps the epochs of ``keep_checkpoints`` (CC(500), CC(1000),
+Training writes a resumable checkpoint every ``checkpoint_every`` epochs (into
+data/<profile>/checkpoints/<run>/seed-<s>/cc/, beside the run's outputs) and keeps the epochs of ``keep_checkpoints`` (CC(500), CC(1000),
 against which IcicleGCN and GHDCC compare) in the run's folder: ``seed-<s>/checkpoints/cc-epoch<E>.pt``.
 docs/methods/cc.md describes every option.
 """
@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 from pydantic import Field, field_validator
 
-from .. import checkpoints, contrastive
+from .. import io
+from . import checkpoints, contrastive
 from . import MethodConfig, Result, RunContext
 
 TASK = "clustering"
@@ -185,10 +186,12 @@ def training_fingerprint(config: ContrastiveConfig, ctx: RunContext, images: tor
 
 
 def checkpoint_folder(ctx: RunContext, name: str) -> Path | None:
-    """Where this seed's resumable state lives: ctx.checkpoint_dir, else the run's workdir."""
-    base = ctx.checkpoint_dir if ctx.checkpoint_dir is not None else (
-        Path(ctx.workdir) / "checkpoints" if ctx.workdir is not None else None)
-    return None if base is None else Path(base) / name
+    """Where this seed's resumable state lives: ctx.checkpoint_dir, else the pipeline's
+    data/<profile>/checkpoints/<run>/seed-<s>/ derived from the workdir (io.checkpoint_dir_of);
+    None (no checkpoints) without either."""
+    if ctx.checkpoint_dir is not None:
+        return Path(ctx.checkpoint_dir) / name
+    return None if ctx.workdir is None else io.checkpoint_dir_of(ctx.workdir) / name
 
 
 def kept_folder(ctx: RunContext) -> Path | None:

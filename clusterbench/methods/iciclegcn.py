@@ -35,8 +35,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
-from .. import checkpoints, contrastive, graphs
-from . import Result, RunContext
+from .. import graphs
+from . import Result, RunContext, checkpoints, contrastive
 from .cc import (ContrastiveConfig, build_backbone, checkpoint_folder, code_fingerprint, count_parameters,
                  forward_all, kept_folder, mlp_head, set_threads, training_fingerprint, view_images)
 

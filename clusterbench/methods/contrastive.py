@@ -15,7 +15,7 @@ copy that may drift:
 - ``resize_images``: the evaluation transform (resize only, CC's test transform).
 - ``TwoViewTrainer``: the epoch loop that CC and IcicleGCN's stage 1 share (two augmented
   views per image, Adam, optional autocast) with atomic checkpoints that make an interrupted
-  run continue exactly where it stopped (``clusterbench.checkpoints``).
+  run continue exactly where it stopped (``clusterbench.methods.checkpoints``).
 
 All losses return means over the rows they contrast, as the papers' 1/2N and 1/2K factors say.
 """

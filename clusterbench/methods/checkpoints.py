@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import io
+from .. import io
 
 LATEST = "latest.pt"
 
