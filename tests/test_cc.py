@@ -168,3 +168,12 @@ def test_resume_through_the_derived_folder_after_a_failed_run(tmp_path):
     second = RunContext(view=_view(), graph=None, seed=0, n_clusters=4, progress=False,
                         workdir=runs / ".smoke-cc-x.bbbb.part" / "seed-0")
     assert CC.fit_predict(second, CC.Config(**TINY)).extra["resumed_from_epoch"] == 2
+
+
+def test_mixed_precision_and_loader_augmentation_paths_run(tmp_path):
+    view = _view(n=32)
+    for options in ({"mixed_precision": "on"}, {"augment_on": "loader"}):
+        config = CC.Config(backbone="cnn", image_size=None, batch_size=16, epochs=1, keep_checkpoints=[], **options)
+        ctx = RunContext(view=view, graph=None, seed=0, n_clusters=4, progress=False)
+        result = CC.fit_predict(ctx, config)
+        assert result.labels.shape == (32,) and np.isfinite(result.history[0]["loss"])
