@@ -29,6 +29,7 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from . import checkpoints
 
@@ -321,8 +322,6 @@ class TwoViewTrainer:
         use_amp = autocast_enabled(self.mixed_precision, self.device)
         device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
         self.try_resume()
-        from tqdm.auto import tqdm
-
         bar = tqdm(range(self.start_epoch, self.epochs), desc=type(self.model).__name__, disable=not self.progress,
                    leave=False)
         for epoch in bar:
