@@ -166,3 +166,22 @@ def graph_path(profile: str, view: str) -> Path:
 def run_dir(profile: str, run: str) -> Path:
     return DATA / profile / "runs" / run
 
+
+def checkpoint_dir(profile: str, run: str, seed: int) -> Path:
+    """Resumable training state of one seed of a run: beside, not inside, its output folder
+    (DVC removes a stage's outputs before it runs, and a failed run's output folder is discarded)."""
+    return DATA / profile / "checkpoints" / run / f"seed-{seed}"
+
+
+def checkpoint_dir_of(workdir: str | os.PathLike) -> Path:
+    """checkpoint_dir of the run whose seed folder is ``workdir``: ``<data>/<profile>/runs/<run or
+    its atomic_dir temporary .<run>.XXXX.part>/seed-<s>`` -> ``<data>/<profile>/checkpoints/<run>/seed-<s>``.
+    A workdir outside a runs folder keeps its checkpoints inside itself."""
+    workdir = Path(workdir)
+    run_folder, runs = workdir.parent, workdir.parent.parent
+    if runs.name != "runs":
+        return workdir / "state"
+    temporary = re.fullmatch(r"\.(?P<run>.+)\.[A-Za-z0-9_]+\.part", run_folder.name)
+    run = temporary.group("run") if temporary else run_folder.name
+    return runs.parent / "checkpoints" / run / workdir.name
+

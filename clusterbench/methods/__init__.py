@@ -34,6 +34,9 @@ class RunContext:
     device: str = "cpu"
     progress: bool = True
     workdir: Any = None  # a folder the method may write extra artefacts (figures) into
+    # Resumable training state (methods.checkpoints); None: derived from workdir
+    # (io.checkpoint_dir_of: data/<profile>/checkpoints/<run>/seed-<s>, beside the run's outputs).
+    checkpoint_dir: Any = None
     log: Callable[[dict], None] = lambda row: None  # per-epoch metrics (dvclive, history)
 
 
@@ -57,6 +60,8 @@ class Method(Protocol):
 # so a missing optional dependency of one method does not stop the others.
 METHODS: dict[str, str] = {
     "lnscc": "clusterbench.methods.lnscc",
+    "cc": "clusterbench.methods.cc",
+    "iciclegcn": "clusterbench.methods.iciclegcn",
     # --- constellationnet ---
     "constellationnet": "clusterbench.methods.constellationnet.unsupervised",
     "constellationnet-supervised": "clusterbench.methods.constellationnet.supervised",
