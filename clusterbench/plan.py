@@ -123,9 +123,24 @@ def stage_lists(params) -> dict[str, Any]:
         "profiles": {name: {"reports": p.reports} for name, p in params.profiles.items()},
         "datasets": list(params.datasets),
         "views": {name: {"dataset": v.dataset, "profile": v.profile} for name, v in params.views.items()},
-        "train": {name: {"profile": r.profile, "view": r.view, "graph": r.graph} for name, r in params.train.items()},
+        "train": {name: {"profile": r.profile, "view": r.view, "graph": r.graph, "after": upstream_output(name, r)}
+                  for name, r in params.train.items()},
         "baselines": {name: {"profile": r.profile, "view": r.view} for name, r in params.baselines.items()},
     }
+
+
+# Overrides that name another run's output folder, which this run starts from (IcicleGCN's
+# Table 5/6 rows reuse the stage 1 of iciclegcn-imagenet-dogs; its released-code row starts from CC).
+UPSTREAM_KEYS = ("stage1_from", "backbone_from")
+
+
+def upstream_output(name: str, run) -> str:
+    """The run folder this run reads (a dependency, so `dvc repro train@<run>` trains it first),
+    or the run's own settings file (already a dependency) when it reads none."""
+    paths = [str(run.overrides[k]) for k in UPSTREAM_KEYS if run.overrides.get(k)]
+    if len(paths) > 1:
+        raise ValueError(f"train run {name!r}: at most one of {', '.join(UPSTREAM_KEYS)} may name another run")
+    return paths[0] if paths else f"data/resolved/runs/{name}.json"
 
 
 def render(params) -> str:

@@ -218,3 +218,18 @@ def test_pull_counts_only_cached_outputs_of_recorded_stages(tmp_path):
     outs, stages = pull.cached_outputs(tmp_path / "dvc.lock", tracked={"reports/tables/x.md"})
     assert outs == ["data/full/views/v.npz", "data/resolved"]
     assert stages == {"tables@full", "embed@v", "resolve"}
+
+
+def test_a_run_that_starts_from_another_run_depends_on_its_output():
+    """IcicleGCN's Table 5/6 rows reuse the stage 1 of iciclegcn-imagenet-dogs: `dvc repro` of such
+    a row must train that run first, so its folder is one of the row's dependencies."""
+    lists = plan.stage_lists(config.load(REPO / "params.yaml"))["train"]
+    assert lists["iciclegcn-k1-imagenet-dogs"]["after"] == "data/full/runs/iciclegcn-imagenet-dogs"
+    assert lists["iciclegcn-released-imagenet-dogs"]["after"] == "data/full/runs/cc-imagenet-dogs"
+    assert lists["lnscc-digits"]["after"] == "data/resolved/runs/lnscc-digits.json", "else its own settings file"
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert "${item.after}" in str(stages["train"]["do"]["deps"])
+    bad = config.Run(method="iciclegcn", view="v", graph="v", profile="full",
+                     overrides={"stage1_from": "data/full/runs/a", "backbone_from": "data/full/runs/b"})
+    with pytest.raises(ValueError, match="at most one of stage1_from, backbone_from"):
+        plan.upstream_output("x", bad)
