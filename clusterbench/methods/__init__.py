@@ -62,6 +62,7 @@ METHODS: dict[str, str] = {
     "lnscc": "clusterbench.methods.lnscc",
     "cc": "clusterbench.methods.cc",
     "iciclegcn": "clusterbench.methods.iciclegcn",
+    "ghdcc": "clusterbench.methods.ghdcc",
     # --- constellationnet ---
     "constellationnet": "clusterbench.methods.constellationnet.unsupervised",
     "constellationnet-supervised": "clusterbench.methods.constellationnet.supervised",

@@ -9,7 +9,8 @@ copy that may drift:
   views' soft assignment matrices (IcicleGCN eqs. 4-5) plus the entropy of the mean assignment
   that keeps every cluster in use.
 - ``AugmentSpec`` / ``augment``: CC's image augmentations (random resized crop, horizontal
-  flip, colour jitter, random grayscale) as batched tensor ops with per-image random
+  flip, colour jitter, random grayscale; optionally SimCLR's Gaussian blur, and GHDCC's "two of
+  five operations per image" policy, ``choose``) as batched tensor ops with per-image random
   parameters, so they run where the images are (GPU or CPU) and are reproducible from a
   ``torch.Generator``. Grayscale images go through by repeating their channel.
 - ``resize_images``: the evaluation transform (resize only, CC's test transform).
@@ -108,6 +109,17 @@ class AugmentSpec:
     jitter_strength: float = 0.5
     grayscale_p: float = 0.2
     crop_attempts: int = 10  # torchvision's rejection sampling tries 10 boxes, then the whole image
+    # Gaussian blur (SimCLR's: kernel ~10% of the side, sigma ~ U(0.1, 2.0)); 0 = never, and then
+    # no random number is drawn for it, so CC's augmentation stream is unchanged.
+    blur_p: float = 0.0
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_kernel_fraction: float = 0.1
+    # None: each operation applies with its own probability (CC). n: exactly n of the five
+    # operations (crop, jitter, grayscale, flip, blur) drawn per image, each then applied (GHDCC).
+    choose: int | None = None
+
+
+OPERATIONS = ("crop", "jitter", "grayscale", "flip", "blur")
 
 
 def to_rgb(images: torch.Tensor) -> torch.Tensor:
@@ -191,6 +203,39 @@ def color_jitter(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tens
     return _hsv_to_rgb(hsv).clamp(0, 1)
 
 
+def gaussian_kernels(sigma: torch.Tensor, size: int) -> torch.Tensor:
+    """(n, size) normalised 1-D Gaussian kernels, one per sigma (size odd)."""
+    radius = size // 2
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-(x.view(1, -1) ** 2) / (2 * sigma.view(-1, 1).to(torch.float64) ** 2))
+    return k / k.sum(1, keepdim=True)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Per-image separable Gaussian blur with reflect padding (torchvision's GaussianBlur);
+    ``sigma`` (n,) in pixels, sigma <= 0 leaves that image unchanged."""
+    n, c, h, w = x.shape
+    if kernel_size < 3:
+        return x
+    kernel_size += 1 - kernel_size % 2
+    kernels = gaussian_kernels(sigma.clamp_min(1e-6), kernel_size)
+    identity = torch.zeros(kernel_size, dtype=torch.float64)
+    identity[kernel_size // 2] = 1.0
+    kernels = torch.where((sigma > 0).view(-1, 1), kernels, identity)
+    kernels = kernels.to(x.device, x.dtype).repeat_interleave(c, 0)  # (n * c, k)
+    pad = kernel_size // 2
+    y = x.reshape(1, n * c, h, w)
+    y = F.conv2d(F.pad(y, (pad, pad, 0, 0), mode="reflect"), kernels.view(n * c, 1, 1, kernel_size), groups=n * c)
+    y = F.conv2d(F.pad(y, (0, 0, pad, pad), mode="reflect"), kernels.view(n * c, 1, kernel_size, 1), groups=n * c)
+    return y.view(n, c, h, w)
+
+
+def choose_operations(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, 5) bool: exactly k of the five OPERATIONS per row, uniformly at random."""
+    ranks = torch.rand(n, len(OPERATIONS), generator=generator, dtype=torch.float64).argsort(1).argsort(1)
+    return ranks < k
+
+
 def augment(images: torch.Tensor, spec: AugmentSpec, generator: torch.Generator) -> torch.Tensor:
     """One random augmentation of each image: (N, C, H, W) in [0, 1] -> (N, 3, size, size) in [0, 1].
 
@@ -207,6 +252,15 @@ def augment(images: torch.Tensor, spec: AugmentSpec, generator: torch.Generator)
     factors = [_uniform(n, max(0.0, 1 - 0.8 * s), 1 + 0.8 * s, generator) for _ in range(3)]
     hue = _uniform(n, -0.2 * s, 0.2 * s, generator)
     gray = torch.rand(n, generator=generator, dtype=torch.float64) < spec.grayscale_p
+    blur = sigma = None
+    if spec.blur_p > 0 or spec.choose is not None:
+        blur = torch.rand(n, generator=generator, dtype=torch.float64) < spec.blur_p
+        sigma = _uniform(n, *spec.blur_sigma, generator)
+    if spec.choose is not None:  # exactly `choose` operations per image, each applied for sure
+        chosen = choose_operations(n, spec.choose, generator)
+        crop_on, jitter_on, gray, flip, blur = chosen.unbind(1)
+        boxes = torch.where(crop_on.view(-1, 1), boxes,
+                            torch.tensor([0.5, 0.5, 1.0, 1.0], dtype=torch.float64).expand(n, 4))
 
     theta = torch.zeros(n, 2, 3, dtype=torch.float64)
     theta[:, 0, 0] = boxes[:, 2] * torch.where(flip, -1.0, 1.0)
@@ -221,7 +275,11 @@ def augment(images: torch.Tensor, spec: AugmentSpec, generator: torch.Generator)
     h = torch.where(jitter_on, hue, torch.zeros(n, dtype=torch.float64)).to(x.device)
     out = color_jitter(out, b, c, sat, h)
     gray = gray.to(x.device).view(-1, 1, 1, 1)
-    return torch.where(gray, _luma(out).expand(-1, 3, -1, -1), out)
+    out = torch.where(gray, _luma(out).expand(-1, 3, -1, -1), out)
+    if blur is not None and bool(blur.any()):
+        kernel = max(3, int(round(spec.blur_kernel_fraction * spec.size)))
+        out = gaussian_blur(out, torch.where(blur, sigma, torch.zeros_like(sigma)), kernel).clamp(0, 1)
+    return out
 
 
 def resize_images(images: torch.Tensor, size: int | None) -> torch.Tensor:
