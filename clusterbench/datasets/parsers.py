@@ -275,6 +275,40 @@ def decode_images(items: Iterable[tuple[int, bytes]], n: int, size: int, desc: s
     return out
 
 
+TINY_IMAGENET_TRAIN = re.compile(r"(?:^|/)train/(n\d{8})/images/(n\d{8})_(\d+)\.JPEG$")
+
+
+def read_tiny_imagenet_train(archive: str | Path) -> tuple[list[str], list[tuple[str, int, str]]]:
+    """tiny-imagenet-200.zip: (the 200 WordNet ids of ``wnids.txt`` sorted, i.e. torchvision
+    ImageFolder's label order; every train image as (wnid, index, member name), sorted by class
+    then index). The archive is a zip: its members are read by name, not streamed."""
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        wnid_file = [n for n in names if n.endswith("wnids.txt")]
+        if len(wnid_file) != 1:
+            raise ValueError(f"{archive}: expected one wnids.txt, found {len(wnid_file)}")
+        wnids = sorted(line.strip() for line in zf.read(wnid_file[0]).decode().splitlines() if line.strip())
+    images = []
+    for name in names:
+        m = TINY_IMAGENET_TRAIN.search(name)
+        if m:
+            if m.group(1) != m.group(2):
+                raise ValueError(f"{archive}: {name} sits in another class's folder")
+            images.append((m.group(1), int(m.group(3)), name))
+    return wnids, sorted(images)
+
+
+def iter_zip_members(archive: str | Path, members: list[str]) -> Iterator[tuple[int, bytes]]:
+    """(row, bytes) of the named zip members, in the given order."""
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        for row, name in enumerate(members):
+            yield row, zf.read(name)
+
+
 FLOWERS_IMAGE = re.compile(r"(?:^|/)jpg/image_(\d{5})\.jpg$")
 
 

