@@ -1,5 +1,5 @@
-"""Time training steps of CC and IcicleGCN's stage 1 and scale them to epochs (for docs/methods/cc.md,
-docs/methods/iciclegcn.md and the not-run reasons). Random pixels: only the time matters.
+"""Time training steps of CC, IcicleGCN's stage 1 and GHDCC and scale them to epochs (for docs/methods/cc.md,
+docs/methods/iciclegcn.md, docs/methods/ghdcc.md and the not-run reasons). Random pixels: only the time matters.
 
 One step = augment two views of a batch, forward, loss, backward, Adam update (the real loss
 functions of clusterbench.methods.cc / iciclegcn). The median of ``--steps`` steps after one
@@ -8,6 +8,11 @@ warm-up step is reported, with the epoch time (steps per epoch = N // batch) and
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/cc_step_time.py --method cc --backbone resnet34 --size 224 \\
         --batch 8 --steps 3 --n 13000 --paper-batch 256
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/cc_step_time.py --method ghdcc --backbone resnet34 --size 64 \
+        --source-size 96 --batch 16 --steps 3 --n 13000 --paper-batch 128 --epochs 500
+
+A GHDCC step forwards three views (two augmentations and their interpolation) and builds the
+batch graph, so its per-image time is per *image of the batch*, as CC's.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import torch
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", choices=["cc", "iciclegcn"], default="cc")
+    ap.add_argument("--method", choices=["cc", "iciclegcn", "ghdcc"], default="cc")
     ap.add_argument("--backbone", default="resnet34")
     ap.add_argument("--size", type=int, default=224, help="training image side (after the crop)")
     ap.add_argument("--source-size", type=int, default=None, help="stored image side (default: --size)")
@@ -38,12 +43,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from clusterbench.methods import cc, contrastive, iciclegcn
+    from clusterbench.methods import cc, contrastive, ghdcc, iciclegcn
 
     torch.manual_seed(0)
     if args.method == "cc":
         config = cc.Config(backbone=args.backbone, image_size=args.size, batch_size=args.batch)
         model, loss_fn = cc.CCNetwork(args.backbone, 128, args.clusters), cc.cc_loss(config)
+    elif args.method == "ghdcc":
+        config = ghdcc.Config(backbone=args.backbone, image_size=args.size, batch_size=args.batch)
+        model, loss_fn = ghdcc.GHDCCNetwork(config, args.clusters), ghdcc.ghdcc_loss(config)
     else:
         config = iciclegcn.Config(backbone=args.backbone, image_size=args.size, batch_size=args.batch)
         model, loss_fn = iciclegcn.Stage1Network(config, args.clusters), iciclegcn.stage1_loss(config)

@@ -8,7 +8,10 @@ What a cell is graded against depends on the profile:
 
 - ``full`` (the papers' settings): the paper's value. A cell is ``within tolerance``,
   ``outside tolerance (above|below)``, ``no paper value`` (our extra cell) or
-  ``not run: <reason>``.
+  ``not run: <reason>``. A table whose values are lost in the surviving copy of the paper lists
+  them in its spec (``lost: [acc, ...]``): each of its row x column cells without a transcribed
+  value is ``paper value lost`` (our number shown, nothing to compare with) or
+  ``paper value lost; not run: <reason>``.
 - any other profile (``smoke``: small subsets, capped epochs): the values the CI gate expects
   (``tests/expected/<profile>.json``, see :mod:`clusterbench.gate`), never the paper's full-size
   numbers. A cell is ``as expected``, ``below expected`` (the gate fails), ``above expected``,
@@ -47,7 +50,9 @@ METRIC_LEGEND = {"pairwise_acc": "pair-acc = the pairwise accuracy of DMoN's cod
                  "fp": "F_P = pairwise F-score", "fb": "F_B = BCubed F-score"}
 # Short words for the markdown pages; the CSV keeps the full status.
 STATUS_WORDS = {"within tolerance": "within tol.", "outside tolerance (above)": "above tol.",
-                "outside tolerance (below)": "below tol.", "no paper value": "extra"}
+                "outside tolerance (below)": "below tol.", "no paper value": "extra", "paper value lost": "lost"}
+LOST = "paper value lost"  # the paper printed a value that this copy of it does not hold
+NOT_RUN = "not run: "
 WRAP = 116  # prose and footnotes are wrapped to fit a 120-column terminal
 # Datasets our build machine holds offline; anything else needs a user's download.
 OFFLINE_DATASETS = {"mnist-sample10k", "fashion-mnist", "fashion-mnist-test", "digits"}
@@ -77,6 +82,7 @@ class Cell:
     configured: bool = False   # params.yaml configures the cell's run for this profile
     missing_run: bool = False  # not run because params.yaml configures no such run
     expected: float | None = None  # non-full profiles: the gate's expected value
+    lost: bool = False         # the paper's value is lost (spec ``lost``), not absent
 
     @property
     def delta(self) -> float | None:
@@ -94,7 +100,8 @@ class Cell:
 
     @property
     def reason(self) -> str:
-        return self.status[len("not run: "):] if self.status.startswith("not run: ") else ""
+        status = self.status[len(LOST) + 2:] if self.status.startswith(LOST + "; ") else self.status
+        return status[len(NOT_RUN):] if status.startswith(NOT_RUN) else ""
 
 
 def read_paper_cells(paper: str) -> list[Cell]:
@@ -168,6 +175,7 @@ def resolve_cells(paper: str, params: Params, scores: dict[str, dict], profile: 
     configured = {name: run for name, run in {**params.train, **params.baselines}.items()
                   if run.profile == profile}
     cells = read_paper_cells(paper)
+    cells += lost_cells(paper, spec, cells)
     for table, tspec in spec.get("tables", {}).items():
         for extra in tspec.get("extra", []):
             column = extra["column"]
@@ -228,7 +236,25 @@ def resolve_cells(paper: str, params: Params, scores: dict[str, dict], profile: 
             cell.status = "within tolerance"
         else:
             cell.status = "outside tolerance (" + ("above" if cell.delta > 0 else "below") + ")"
+    if by_paper:
+        for cell in cells:
+            if cell.lost:
+                cell.status = LOST if cell.status == "no paper value" else f"{LOST}; {cell.status}"
     return cells
+
+
+def lost_cells(paper: str, spec: dict, transcribed: list[Cell]) -> list[Cell]:
+    """A cell for every row x column x metric of a table whose spec lists the metric under ``lost``
+    and whose value was not transcribed (reports/paper/<paper>.csv holds what survives)."""
+    have = {(c.table, c.row, c.column, c.metric) for c in transcribed}
+    out = []
+    for table, tspec in spec.get("tables", {}).items():
+        for row in tspec.get("rows", {}):
+            for column in tspec.get("columns", {}):
+                for metric in tspec.get("lost", []):
+                    if (str(table), row, column, metric) not in have:
+                        out.append(Cell(paper, str(table), row, column, metric, None, "lost", False, lost=True))
+    return out
 
 
 def _why_missing(cell: Cell, configured: dict, row: dict, col: dict, profile: str = FULL) -> str:
@@ -396,6 +422,7 @@ def _render_full(paper: str, table: str, caption: str, cells: list[Cell]) -> str
         "Profile `full` (the papers' settings). Paper = the paper's value; Ours = mean ± std over n seeds "
         "of our runs (never a copied number); Δ = ours − paper. Status: `within tol.` = |Δ| ≤ "
         f"{tol:g} (absolute), `above tol.` / `below tol.` = outside it; `extra` = our cell, no paper value; "
+        "`lost` = the paper printed a value that the surviving copy of it has lost; "
         "`not run [a]` = reason [a] under the table. † = the paper copied this number from other work; "
         "[1] = note under the table. The CSV beside this page has every field of every cell in full.") + [""]
     lines += _dataset_lines(cells, FULL, None) + _metric_lines(cells)
@@ -406,6 +433,8 @@ def _render_full(paper: str, table: str, caption: str, cells: list[Cell]) -> str
         marks = [notes.ref(n) for n in c.notes if n != c.approx]
         label = c.row + (" †" if c.cited else "") + (f" [{','.join(marks)}]" if marks else "")
         status = f"not run [{reasons.ref(reason_of(c))}]" if c.reason else STATUS_WORDS.get(c.status, c.status)
+        if c.reason and c.status.startswith(LOST):
+            status = f"lost; {status}"
         paper_value = c.printed if c.paper_value is None else _fmt_value(c.paper_value)
         rows.append([label, c.column, METRIC_NAMES.get(c.metric, c.metric), paper_value, _ours(c),
                      _fmt(c.delta), status])
@@ -483,7 +512,7 @@ def _csv_row(paper: str, table: str, c: Cell, profile: str) -> dict:
 # --- pages and scorecard ----------------------------------------------------------------------
 
 _BUCKETS = {"within tolerance": "within", "as expected": "within", "below expected": "below",
-            "above expected": "above", "no paper value": "extra", "not gated": "not gated"}
+            "above expected": "above", "no paper value": "extra", "not gated": "not gated", LOST: "extra"}
 
 
 def _bucket(status: str) -> str:

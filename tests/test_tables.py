@@ -1,6 +1,7 @@
 """Tables stage: paper values beside ours, statuses and the scorecard, on a synthetic paper."""
 import csv
 import json
+import re
 
 import pytest
 import yaml
@@ -268,3 +269,30 @@ def test_smoke_defaults_to_the_gates_expected_values(paper_dir, smoke_params, tm
     rows = read_csv(tmp_path / "reports" / "smoke" / "tables" / "lnscc-table2.csv")
     digits = next(r for r in rows if r["column"] == "digits")
     assert digits["status"] == "below expected"
+
+
+def test_lost_paper_values_are_a_status_not_a_blank(paper_dir, params, tmp_path):
+    spec = yaml.safe_load((paper_dir / "specs" / "lnscc.yaml").read_text())
+    spec["tables"]["9"] = {"lost": ["acc"],
+                           "columns": {"MNIST-test": {"dataset": "mnist-sample10k"}, "Digits": {"dataset": "digits"}},
+                           "rows": {"k-means": {"run": "kmeans"}, "GCC": {"reason": "not implemented"}}}
+    (paper_dir / "specs" / "lnscc.yaml").write_text(yaml.safe_dump(spec))
+    with open(paper_dir / "lnscc.csv", "a", newline="") as fh:  # one value of table 9 survives
+        csv.writer(fh).writerow(["lnscc", "9", "k-means", "Digits", "digits", "acc", "0.8", "0.8", "no", ""])
+    scores = {"kmeans-mnist-sample10k": score(0.55, 0.5), "kmeans-digits": score(0.79, 0.7)}
+    cells = by_key(c for c in tables.resolve_cells("lnscc", params, scores, "full") if c.table == "9")
+    assert set(cells) == {("k-means", "MNIST-test", "acc"), ("k-means", "Digits", "acc"),
+                          ("GCC", "MNIST-test", "acc"), ("GCC", "Digits", "acc")}
+    ours_lost = cells[("k-means", "MNIST-test", "acc")]
+    assert ours_lost.status == "paper value lost" and ours_lost.ours_mean == 0.55 and ours_lost.delta is None
+    assert cells[("k-means", "Digits", "acc")].status == "within tolerance"  # the surviving value is graded
+    not_run = cells[("GCC", "Digits", "acc")]
+    assert not_run.status == "paper value lost; not run: not implemented" and not_run.reason == "not implemented"
+    assert tables._bucket(ours_lost.status) == "extra" and tables._bucket(not_run.status) == "not run"
+    tables.render_all(params, "full", scores)
+    page = (tmp_path / "reports" / "tables" / "lnscc-table9.md").read_text()
+    assert re.search(r"\| lost +\|$", page, re.M) and "lost; not run [a]" in page and "- [a] not implemented" in page
+    with open(tmp_path / "reports" / "tables" / "lnscc-table9.csv") as fh:
+        statuses = {(r["row"], r["column"]): r["status"] for r in csv.DictReader(fh)}
+    assert statuses[("k-means", "MNIST-test")] == "paper value lost"
+    assert all(s for s in statuses.values())
