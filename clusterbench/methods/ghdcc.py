@@ -228,9 +228,8 @@ def ghdcc_loss(config: Config):
         views = [xa, xb]
         if config.interpolation:
             views.append(interpolate(xa, xb, config.interpolation_lambda))
-        n = len(xa)
-        h = model.features(torch.cat(views))
-        zs, ys, adj = model.project(list(h.split(n)))
+        # one backbone pass per view, as CC (batch-norm statistics per view, not over the mixed batch)
+        zs, ys, adj = model.project([model.features(x) for x in views])
         parts = ghdcc_objective(config, zs[0], zs[1], ys[0], ys[1], ys[2] if len(ys) > 2 else None)
         row = {"instance_loss": float(parts.instance.detach()), "mse": float(parts.mse.detach()),
                "cluster_loss": float(parts.cluster.contrastive.detach()),
