@@ -255,6 +255,15 @@ def test_prediction_graphs_do_not_follow_the_data_set_order(tmp_path, monkeypatc
     assert not torch.equal(batches[0], images[:16])
 
 
+def test_autocast_path_runs_and_the_graph_stays_float32(tmp_path):
+    result = G.fit_predict(_ctx(tmp_path, "amp"), G.Config(**{**TINY, "epochs": 1, "mixed_precision": "on"}))
+    assert result.labels.shape == (64,) and np.isfinite(result.history[0]["loss"])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        adj = G.thresholded_adjacency(POINTS, 0.5)
+    assert adj.dtype == torch.float32
+    torch.testing.assert_close(adj, G.thresholded_adjacency(POINTS, 0.5))
+
+
 def test_config_errors_name_the_parameter():
     with pytest.raises(ValidationError, match="graph"):
         G.Config(graph="star")

@@ -101,7 +101,8 @@ def thresholded_adjacency(features: torch.Tensor, threshold: float, k: int | Non
     nodes or i among j's (symmetrised). Computed without gradient: the graph is an input to the
     GCN, not a parameter path.
     """
-    with torch.no_grad():
+    # float32 even under autocast: a bfloat16 similarity (3 significant digits) would move the threshold
+    with torch.no_grad(), torch.autocast(features.device.type, enabled=False):
         z = F.normalize(features.detach().float(), dim=1)
         sim = z @ z.T
         n = sim.shape[0]
