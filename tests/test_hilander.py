@@ -238,3 +238,21 @@ def test_pin_first_records_then_verifies(tmp_path, monkeypatch):
     with pytest.raises(DatasetError) as err:
         f.get(rf)
     assert "recorded on first download" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_scoring_reports_open_set_metrics_on_evaluated_rows_and_inference_time(tmp_path):
+    from clusterbench import io, scoring
+
+    y = np.array([5, 5, 0, 0, 1, 1, 2])
+    split = np.array([0, 0, 1, 1, 1, 1, 1], dtype=np.uint8)
+    view = View(np.zeros((7, 2), np.float32), y, split, np.arange(7))
+    io.write_npz(tmp_path / "predictions.npz", labels=np.array([[0, 0, 1, 1, 2], [0, 0, 0, 0, 0]]),
+                 index=np.arange(2, 7), seeds=np.array([0, 1]))
+    seed = {"wall_s": 1.0, "peak_rss_mb": 1.0, "extra": {"inference_s": 2.0}}
+    io.write_json(tmp_path / "run.json", {
+        "run": "r", "method": "hilander", "task": "open-set clustering", "dataset": "d", "view": "v",
+        "embedding": "raw", "profile": "full", "n_eval": 5, "n_clusters": 4, "device": "cpu",
+        "per_seed": [seed, {**seed, "extra": {"inference_s": 4.0}}]})
+    s = scoring.score_run(tmp_path, view)
+    assert s["per_seed"]["fp"] == pytest.approx([1.0, 2 * 0.2 * 1 / (0.2 + 1)], abs=1e-6)  # 2 true pairs of 10
+    assert s["mean"]["inference_s"] == 3.0 and "top1" not in s["mean"]
