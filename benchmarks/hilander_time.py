@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--models", default="joint,two", help="joint, two or both")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3, help="timed forward passes over the level-0 test graph")
     ap.add_argument("--override", action="append", default=[], help="Config field=value (json value)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -61,6 +62,19 @@ def main() -> None:
         epochs: list[float] = []
         model, info = H.train(x[tr], y[tr], cfg, "cpu", 0, log=lambda row: epochs.append(row["wall_s"]))
         levels, rows, infer_s = H.infer(model, x[te], cfg)
+        # Table 1's comparison without the level count: one full forward pass (linkage + density
+        # of every edge and node) over the level-0 test graph, median of --repeats.
+        f = H.l2norm(x[te])
+        g = H.level_graph(f, f, cfg.knn_k)
+        tensors = model.tensors(g)
+        model.train(False)
+        passes = []
+        with torch.no_grad():
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                for nodes in torch.arange(g.n).split(cfg.infer_batch_size):
+                    model.predict(tensors, nodes)
+                passes.append(time.perf_counter() - t0)
         for row, lab in zip(rows, levels):
             row.update({m: round(metrics.CLUSTERING_METRICS[m](y[te], lab), 4) for m in ("fp", "fb", "nmi")})
         per_epoch = float(np.median(epochs))
@@ -71,6 +85,7 @@ def main() -> None:
             "steps_per_epoch": info["steps_per_epoch"], "epoch_s": round(per_epoch, 3),
             "train_estimate_s": round(info["graph_build_s"] + per_epoch * args.full_epochs, 1),
             "full_epochs": args.full_epochs, "inference_s": round(infer_s, 3), "levels": rows,
+            "forward_pass_s": round(float(np.median(passes)), 3),
             "host": {"machine": platform.machine(), "threads": args.threads},
         }), flush=True)
 
