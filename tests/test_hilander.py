@@ -256,3 +256,27 @@ def test_scoring_reports_open_set_metrics_on_evaluated_rows_and_inference_time(t
     s = scoring.score_run(tmp_path, view)
     assert s["per_seed"]["fp"] == pytest.approx([1.0, 2 * 0.2 * 1 / (0.2 + 1)], abs=1e-6)  # 2 true pairs of 10
     assert s["mean"]["inference_s"] == 3.0 and "top1" not in s["mean"]
+
+
+def test_manifest_records_size_of_a_pinned_file(tmp_path, monkeypatch):
+    from clusterbench.datasets import DatasetArrays, DatasetSpec, prepare
+
+    monkeypatch.delenv("CLUSTERBENCH_MIRROR", raising=False)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "f.bin").write_bytes(b"12345")
+    rf = RemoteFile("f.bin", pin_first=True, unpinned="none published")
+    spec = DatasetSpec("toy", "toy", 2, 1, "train", "vector", (rf,),
+                       lambda paths: DatasetArrays(np.zeros((2, 1), np.float32), np.zeros(2), np.zeros(2)))
+    f = Fetcher(mirrors=[tmp_path / "m"], cache_dir=tmp_path / "cache", offline=True, progress=False)
+    prepare("toy", tmp_path / "out", f, spec)
+    (source,) = json.loads((tmp_path / "out" / "manifest.json").read_text())["sources"]
+    assert source["size"] == 5 and source["sha256"] == json.loads(f.pin_path(rf).read_text())["sha256"]
+
+
+def test_plan_passes_eval_split_of_a_group_to_its_runs():
+    from clusterbench.plan import expand
+
+    raw = {"profiles": {"full": {}}, "embeddings": {"raw": [{"backend": "raw"}]}, "views": {},
+           "baselines": {"g": {"eval_split": "test", "datasets": ["openset-faces-synth"], "methods": {"kmeans": {}}}}}
+    out, errors = expand(raw)
+    assert not errors and out["baselines"]["kmeans-openset-faces-synth"]["eval_split"] == "test"
