@@ -78,6 +78,9 @@ class BaselineRun(Strict):
     profile: str
     overrides: dict[str, Any] = Field(default_factory=dict)
     group: str | None = None   # the params.yaml group that declared it (clusterbench.plan)
+    # "test": fit and score on the view's test split only (split 1): the rows an open-set method
+    # (Hi-LANDER) clusters, so the baseline is compared on the same unseen identities.
+    eval_split: Literal["all", "test"] = "all"
 
 
 class Params(Strict):

@@ -105,6 +105,13 @@ CLUSTERING_METRICS = {
 CLASSIFICATION_METRICS = {"top1": top1_accuracy}
 
 
+# A method's TASK -> its metrics. "open-set clustering" (Hi-LANDER): trained on labelled identities,
+# it clusters unseen ones (the view's test split, Result.index); scored like clustering.
+TASK_METRICS = {"clustering": CLUSTERING_METRICS, "open-set clustering": CLUSTERING_METRICS,
+                "classification": CLASSIFICATION_METRICS}
+
+
 def score(y_true, y_pred, task: str = "clustering") -> dict[str, float]:
-    table = CLUSTERING_METRICS if task == "clustering" else CLASSIFICATION_METRICS
-    return {name: fn(y_true, y_pred) for name, fn in table.items()}
+    if task not in TASK_METRICS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASK_METRICS)}")
+    return {name: fn(y_true, y_pred) for name, fn in TASK_METRICS[task].items()}

@@ -62,10 +62,10 @@ def expand(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             runs[gname] = dict(group)
             origin[gname] = gname
             continue
-        unknown = set(group) - {"profile", "embedding", "datasets", "methods"}
+        unknown = set(group) - {"profile", "embedding", "datasets", "methods", "eval_split"}
         if unknown:
             errors.append(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: profile, embedding, "
-                          "datasets, methods")
+                          "datasets, methods, eval_split")
         profile = group.get("profile", "full")
         embedding = group.get("embedding", "raw")
         datasets = group.get("datasets") or []
@@ -102,6 +102,8 @@ def expand(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                 run = {"method": method, "view": view, "profile": profile, "group": gname}
                 if spec:
                     run["overrides"] = spec
+                if "eval_split" in group:   # "test": the open-set protocol's unseen rows only
+                    run["eval_split"] = group["eval_split"]
                 if name in runs:
                     errors.append(f"{where}.methods.{variant}: run {name!r} is also declared by "
                                   f"baselines.{origin[name]}; keep one")

@@ -25,7 +25,7 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
     run = getattr(params, block)[name]
     impl, config = method_config(params, block, name)
     profile = params.profiles[run.profile]
-    view = View.load(io.view_path(run.profile, run.view))
+    view, eval_rows = load_run_view(run)
     graph = KnnGraph.load(io.graph_path(run.profile, run.graph)) if block == "train" else None
     checks.check_view(view, name=run.view)  # NaN/empty views stop here, not in scikit-learn or faiss
     checks.check_fits(view, run.view, config, graph, getattr(run, "graph", None))
@@ -49,6 +49,8 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
         for seed, fit in zip(profile.seeds, fits):
             result = fit["result"]
             rows = np.arange(len(view.X)) if result.index is None else np.asarray(result.index)
+            if eval_rows is not None:  # rows of the test-split sub-view -> rows of the view
+                rows = eval_rows[rows]
             if index is None:
                 index = rows
             elif not np.array_equal(index, rows):
@@ -68,6 +70,7 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
             "view": run.view, "graph": getattr(run, "graph", None), "profile": run.profile,
             "dataset": params.views[run.view].dataset, "embedding": params.views[run.view].embedding,
             "config": config.model_dump(), "n_clusters": n_clusters, "n_rows": int(len(view.X)),
+            "eval_split": getattr(run, "eval_split", "all"),
             "n_eval": int(len(index)), "device": device, "per_seed": per_seed,
             "host": {"python": platform.python_version(), "machine": platform.machine(),
                      "threads": os.environ.get("OMP_NUM_THREADS"), "seed_jobs": jobs,
@@ -75,6 +78,19 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
         }
         io.write_json(out / "run.json", record)
     return record
+
+
+def load_run_view(run) -> tuple[View, np.ndarray | None]:
+    """The run's view, and for a baseline with ``eval_split: test`` only its test split (split 1)
+    with those rows' positions in the view (None: all rows). The sub-view's number of clusters
+    is that of the test split, what a baseline that needs k is told."""
+    view = View.load(io.view_path(run.profile, run.view))
+    if getattr(run, "eval_split", "all") != "test":
+        return view, None
+    rows = np.flatnonzero(view.split == 1)
+    if len(rows) == 0:
+        raise checks.DataError(f"{run.view}: eval_split test, but the view has no test rows (split 1)")
+    return View(view.X[rows], view.y[rows], view.split[rows], view.index[rows], view.image_shape, view.meta), rows
 
 
 def seed_jobs() -> int:
@@ -117,6 +133,6 @@ def _fit_seed_job(params: Params, block: str, name: str, seed: int, workdir, dev
 
     run = getattr(params, block)[name]
     impl, config = method_config(params, block, name)
-    view = View.load(io.view_path(run.profile, run.view))
+    view, _ = load_run_view(run)
     graph = KnnGraph.load(io.graph_path(run.profile, run.graph)) if block == "train" else None
     return _fit_seed(name, run, impl, config, view, graph, seed, view.n_clusters, device, False, workdir)

@@ -14,6 +14,11 @@ from .config import Params, ParamsError
 from .embeddings import View
 
 
+# Numbers a method reports in Result.extra that are scored like metrics (mean / std over seeds), so
+# a table cell can show them: Hi-LANDER's inference wall time (its Table 1 compares inference times).
+TIMED_EXTRAS = ("inference_s",)
+
+
 def runs_of_profile(params: Params, profile: str) -> dict[str, object]:
     out = {}
     for block in ("train", "baselines"):
@@ -31,6 +36,10 @@ def score_run(run_dir: Path, view: View) -> dict:
     for labels in pred["labels"]:
         for key, value in metrics.score(y_true, labels, record["task"]).items():
             per_seed.setdefault(key, []).append(round(value, 6))
+    for key in TIMED_EXTRAS:  # measured by the method itself (e.g. Hi-LANDER's inference, Table 1)
+        values = [s["extra"].get(key) for s in record["per_seed"]]
+        if values and all(isinstance(v, (int, float)) for v in values):
+            per_seed[key] = [round(float(v), 3) for v in values]
     walls = [s["wall_s"] for s in record["per_seed"]]
     summary = {
         "run": record["run"], "method": record["method"], "task": record["task"],

@@ -71,8 +71,12 @@ def prepare(name: str, out_dir: str | Path, fetcher: Fetcher, spec: DatasetSpec 
         sources = []
         for rf in spec.files:
             got = fetcher.fetched.get(rf.filename)
-            sources.append({"file": rf.filename, "sha256": got.sha256 if got else io.file_hash(paths[rf.filename]),
-                            "published_checksum": rf.checksum_kind()})
+            entry = {"file": rf.filename, "sha256": got.sha256 if got else io.file_hash(paths[rf.filename]),
+                     "published_checksum": rf.checksum_kind()}
+            if rf.pin_first:  # no published checksum: what was downloaded first is what later copies must be
+                entry["size"] = Path(paths[rf.filename]).stat().st_size
+                entry["pinned"] = "size and sha256 of the first download (download cache: <file>.pin.json)"
+            sources.append(entry)
             _log_origin(name, rf.filename, paths[rf.filename], got)
         if spec.local_source is not None:
             sources.append({"param": spec.local_source.param})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import json
 import http.client
 import os
 import sys
@@ -100,6 +101,9 @@ class RemoteFile:
     mirror_subdirs: tuple[str, ...] = ()
     derive: Derivation | None = None
     unpinned: str | None = None
+    # Unpinned files only: record size + sha256 of the first verified copy (``<cache>/<file>.pin.json``)
+    # and refuse any later copy that differs (trust on first download).
+    pin_first: bool = False
 
     def __post_init__(self) -> None:
         if not (self.checksums() or self.payload_md5 or self.unpinned):
@@ -358,8 +362,32 @@ class Fetcher:
                                f"{source.layout}")
         return path
 
+    def pin_path(self, rf: RemoteFile) -> Path:
+        return self.cache_dir / f"{rf.filename}.pin.json"
+
+    def check_pin(self, rf: RemoteFile, path: Path, sha256: str) -> dict | None:
+        """``pin_first`` files: the first verified copy's size and sha256 are recorded; a later copy
+        that differs is refused (ChecksumError, one line). Returns the record."""
+        if not rf.pin_first:
+            return None
+        size = Path(path).stat().st_size
+        pin = self.pin_path(rf)
+        if pin.is_file():
+            rec = json.loads(pin.read_text())
+            if rec.get("sha256") != sha256 or rec.get("size") != size:
+                raise ChecksumError(rf.filename, str(path), "sha256 recorded on first download",
+                                    f"{rec.get('sha256')} ({rec.get('size')} bytes)", f"{sha256} ({size} bytes)",
+                                    f"the publisher changed the file or the copy is corrupt; if the new file is "
+                                    f"wanted, delete {pin} and run the download stage again")
+            return rec
+        rec = {"file": rf.filename, "size": size, "sha256": sha256, "recorded": "first verified copy"}
+        pin.parent.mkdir(parents=True, exist_ok=True)
+        pin.write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
+        return rec
+
     def _record(self, rf: RemoteFile, path: Path, origin: str, sha256: str,
                 inputs: dict[str, str] | None = None) -> Path:
+        self.check_pin(rf, path, sha256)
         if not rf.checksums() and not rf.payload_md5:
             print(f"warning: {rf.filename} has no published checksum ({rf.unpinned}); its sha256 is "
                   f"{sha256} (recorded in the manifest)", file=sys.stderr)

