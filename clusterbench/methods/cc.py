@@ -198,6 +198,21 @@ def kept_folder(ctx: RunContext) -> Path | None:
     return None if ctx.workdir is None else Path(ctx.workdir) / "checkpoints"
 
 
+def make_trainer(config: ContrastiveConfig, ctx: RunContext, model: nn.Module, loss_fn, image_size: int,
+                 name: str, fingerprint: dict, keep_epochs: tuple[int, ...] | None = None) -> contrastive.TwoViewTrainer:
+    """The two-view trainer every contrastive method runs, set from its ContrastiveConfig: its
+    resumable state under checkpoint_folder(ctx, name), the kept epochs (default
+    ``keep_checkpoints``) as ``<name>-epoch<E>.pt`` in the run folder."""
+    return contrastive.TwoViewTrainer(
+        model=model, loss_fn=loss_fn, augment_spec=config.augment_spec(image_size),
+        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
+        device=ctx.device, seed=ctx.seed, augment_on=config.augment_on, mixed_precision=config.mixed_precision,
+        steps_per_epoch=config.steps_per_epoch, checkpoint_dir=checkpoint_folder(ctx, name),
+        checkpoint_every=config.checkpoint_every, keep_dir=kept_folder(ctx),
+        keep_epochs=tuple(config.keep_checkpoints) if keep_epochs is None else keep_epochs,
+        keep_prefix=f"{name}-epoch", fingerprint=fingerprint, progress=ctx.progress, log=ctx.log)
+
+
 def set_threads(config: ContrastiveConfig) -> None:
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
@@ -224,15 +239,8 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     torch.manual_seed(ctx.seed)
     images = view_images(ctx)
     model = CCNetwork(config.backbone, config.feature_dim, ctx.n_clusters).to(ctx.device)
-    trainer = contrastive.TwoViewTrainer(
-        model=model, loss_fn=cc_loss(config), augment_spec=config.augment_spec(images.shape[-1]),
-        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
-        device=ctx.device, seed=ctx.seed, augment_on=config.augment_on, mixed_precision=config.mixed_precision,
-        steps_per_epoch=config.steps_per_epoch, checkpoint_dir=checkpoint_folder(ctx, "cc"),
-        checkpoint_every=config.checkpoint_every, keep_dir=kept_folder(ctx),
-        keep_epochs=tuple(config.keep_checkpoints), keep_prefix="cc-epoch",
-        fingerprint=training_fingerprint(config, ctx, images, code=code_fingerprint(sys.modules[__name__])),
-        progress=ctx.progress, log=ctx.log)
+    trainer = make_trainer(config, ctx, model, cc_loss(config), images.shape[-1], "cc",
+                           training_fingerprint(config, ctx, images, code=code_fingerprint(sys.modules[__name__])))
     history = trainer.fit(images)
     model.eval()
     start = time.perf_counter()

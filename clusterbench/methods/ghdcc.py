@@ -34,8 +34,8 @@ from pydantic import Field
 
 from . import contrastive
 from . import Result, RunContext
-from .cc import (ContrastiveConfig, build_backbone, checkpoint_folder, code_fingerprint, count_parameters,
-                 kept_folder, mlp_head, set_threads, training_fingerprint, view_images)
+from .cc import (ContrastiveConfig, build_backbone, code_fingerprint, count_parameters, make_trainer,
+                 mlp_head, set_threads, training_fingerprint, view_images)
 
 TASK = "clustering"
 
@@ -284,16 +284,9 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     torch.manual_seed(ctx.seed)
     images = view_images(ctx)
     model = GHDCCNetwork(config, ctx.n_clusters).to(ctx.device)
-    trainer = contrastive.TwoViewTrainer(
-        model=model, loss_fn=ghdcc_loss(config), augment_spec=config.augment_spec(images.shape[-1]),
-        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
-        device=ctx.device, seed=ctx.seed, augment_on=config.augment_on, mixed_precision=config.mixed_precision,
-        steps_per_epoch=config.steps_per_epoch, checkpoint_dir=checkpoint_folder(ctx, "ghdcc"),
-        checkpoint_every=config.checkpoint_every, keep_dir=kept_folder(ctx),
-        keep_epochs=tuple(config.keep_checkpoints), keep_prefix="ghdcc-epoch",
-        fingerprint=training_fingerprint(config.model_copy(update=PREDICTION_DEFAULTS), ctx, images,
-                                         code=code_fingerprint(sys.modules[__name__])),
-        progress=ctx.progress, log=ctx.log)
+    trainer = make_trainer(config, ctx, model, ghdcc_loss(config), images.shape[-1], "ghdcc",
+                           training_fingerprint(config.model_copy(update=PREDICTION_DEFAULTS), ctx, images,
+                                                code=code_fingerprint(sys.modules[__name__])))
     history = trainer.fit(images)
     model.eval()
     start = time.perf_counter()

@@ -37,8 +37,8 @@ from pydantic import Field, model_validator
 
 from .. import graphs
 from . import Result, RunContext, checkpoints, contrastive
-from .cc import (ContrastiveConfig, build_backbone, checkpoint_folder, code_fingerprint, count_parameters,
-                 forward_all, kept_folder, mlp_head, set_threads, training_fingerprint, view_images)
+from .cc import (ContrastiveConfig, build_backbone, code_fingerprint, count_parameters, make_trainer,
+                 forward_all, mlp_head, set_threads, training_fingerprint, view_images)
 
 TASK = "clustering"
 GCN_LAYERS = 5
@@ -371,14 +371,8 @@ def train_stage1(ctx: RunContext, config: Config, images: torch.Tensor) -> tuple
         return model, list(state.get("history", [])), {"stage1_from": str(_stage1_file(config, ctx.seed))}
     if config.backbone_from:
         _init_backbone_from(model, config.backbone_from, ctx.seed)
-    trainer = contrastive.TwoViewTrainer(
-        model=model, loss_fn=stage1_loss(config), augment_spec=config.augment_spec(images.shape[-1]),
-        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
-        device=ctx.device, seed=ctx.seed, augment_on=config.augment_on, mixed_precision=config.mixed_precision,
-        steps_per_epoch=config.steps_per_epoch, checkpoint_dir=checkpoint_folder(ctx, "stage1"),
-        checkpoint_every=config.checkpoint_every, keep_dir=kept_folder(ctx),
-        keep_epochs=tuple(sorted(set(config.keep_checkpoints) | {config.epochs})), keep_prefix="stage1-epoch",
-        fingerprint=fingerprint, progress=ctx.progress, log=ctx.log)
+    trainer = make_trainer(config, ctx, model, stage1_loss(config), images.shape[-1], "stage1", fingerprint,
+                           keep_epochs=tuple(sorted(set(config.keep_checkpoints) | {config.epochs})))
     history = trainer.fit(images)
     return model, history, {"resumed_from_epoch": trainer.resumed_from}
 
