@@ -314,6 +314,11 @@ def target_distribution(q: torch.Tensor) -> torch.Tensor:
     return weight / weight.sum(1, keepdim=True)
 
 
+def clusters_used(probs: torch.Tensor) -> int:
+    """How many clusters the argmax of a distribution assigns at least one row to (label-free)."""
+    return int(torch.unique(probs.detach().argmax(1)).numel())
+
+
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """KL(P||Q) = sum_ij p_ij log(p_ij / q_ij), divided by N (SDCN's batchmean; eqs. 23-25 omit the 1/N)."""
     return F.kl_div(torch.log(q.clamp_min(1e-12)), p, reduction="batchmean")
@@ -430,8 +435,12 @@ def train_stage2(ctx: RunContext, config: Config, model: Stage1Network, images: 
         if it % 10 == 0 or it == config.gcn_iterations - 1:
             value = lambda t: round(float(t.detach()), 6)  # noqa: E731
             # "m_gcn_loss", not "loss": the figures' loss curve is per stage-1 epoch
+            # Label-free health of the GCNs: a fresh GCN's softmax is near uniform and its argmax
+            # uses a few clusters by chance; until KL(P||G) has fallen, "clusters used" says so.
+            used = {f"g{i}_clusters_used": clusters_used(g) for i, g in enumerate(gcn_probs)}
             row = {"stage": 2, "iteration": it + 1, "m_gcn_loss": value(loss), "reconstruction": value(rec),
-                   "kl_q": value(kl_q), **{f"kl_g{i}": value(v) for i, v in enumerate(kl_g)}}
+                   "kl_q": value(kl_q), **{f"kl_g{i}": value(v) for i, v in enumerate(kl_g)},
+                   "q_clusters_used": clusters_used(q), **used}
             history.append(row)
             ctx.log(row)
     net.eval()
