@@ -1,13 +1,17 @@
 """GHDCC figures (clusterbench/figures_ghdcc.py, stages/ghdcc_figures.py): hand-made run folders
 with known labels, so the drawn counts and scores are checked, not only that a PNG appeared."""
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from clusterbench import io, metrics
+from clusterbench import config, io, metrics
 from clusterbench.figures_ghdcc import (PNG_MAGIC, confusion_figure, embedding_figure, lambda_sweep_figure,
                                         matched_confusion, write_all)
+
+REPO = Path(__file__).resolve().parents[1]
 
 # class 0 -> cluster 5 (2 of 3), class 1 -> cluster 7 (2 of 2), class 2 -> cluster 9 (2 of 3)
 Y = np.array([0, 0, 0, 1, 1, 2, 2, 2])
@@ -127,3 +131,37 @@ def test_write_all_is_all_or_nothing(tmp_path):
                          second: lambda out: lambda_sweep_figure([(0.7, run)], out, view=Y)})
     assert is_png(first) and is_png(second) and results[second]["path"] == second
     assert sorted(p.name for p in first.parent.iterdir()) == ["confusion.png", "fig6.png"]
+
+
+def _stage():
+    spec = importlib.util.spec_from_file_location("ghdcc_figures_stage", REPO / "stages" / "ghdcc_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stage_finds_the_lambda_sweeps_of_both_profiles(tmp_path, monkeypatch):
+    stage = _stage()
+    params = config.load(REPO / "params.yaml")
+    monkeypatch.chdir(tmp_path)   # no run folders here: lambdas come from the settings
+    full = stage.sweep_runs(params, stage.DEFAULT_SWEEP["full"])
+    assert sorted(stage.run_lambda(params, r) for r in full) == pytest.approx([l / 10 for l in range(1, 10)])
+    smoke = stage.sweep_runs(params, stage.DEFAULT_SWEEP["smoke"])
+    assert sorted(stage.run_lambda(params, r) for r in smoke) == pytest.approx([0.1, 0.3, 0.5, 0.7, 0.9])
+    assert all(params.train[r].profile == "smoke" for r in smoke)
+    with pytest.raises(config.ParamsError, match="no GHDCC train run"):
+        stage.sweep_runs(params, "ghdcc-lambda0?-imagenet-cats")
+    monkeypatch.chdir(REPO)
+    assert "GPU" in stage.not_run_reason("full", "ghdcc-lambda01-imagenet-dogs")
+    assert "train@smoke-ghdcc-lambda01" in stage.not_run_reason("smoke", "smoke-ghdcc-lambda01-cnn-fashion-mnist-test")
+
+
+def test_dvc_stage_matches_the_scripts_defaults():
+    stage = _stage()
+    item = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["ghdcc-figures"]
+    for profile, entry in item["foreach"].items():
+        assert entry["sweep"] == stage.DEFAULT_SWEEP[profile]
+    outs = [next(iter(o)) for o in item["do"]["outs"]]
+    assert outs == ["${item.reports}/figures/ghdcc-embedding-${item.dataset}.png",
+                    "${item.reports}/figures/ghdcc-confusion-${item.dataset}.png",
+                    "${item.reports}/figures/ghdcc-fig6-lambda.png"]
