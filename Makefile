@@ -27,7 +27,7 @@ test: setup            ## the test suite (what CI runs)
 	$(PY) -m pytest -q
 
 smoke: plan            ## every stage on small real subsets, CPU, < 10 minutes
-	$(PY) -m dvc repro tables@smoke lnscc-figures@smoke figures@smoke
+	$(PY) -m dvc repro tables@smoke lnscc-figures@smoke ghdcc-figures@smoke figures@smoke
 
 gate: setup            ## fail if a smoke metric fell below its committed expected value
 	$(PY) -m clusterbench.gate

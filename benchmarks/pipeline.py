@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-SMOKE_TARGETS = ["tables@smoke", "lnscc-figures@smoke", "figures@smoke"]
+SMOKE_TARGETS = ["tables@smoke", "lnscc-figures@smoke", "ghdcc-figures@smoke", "figures@smoke"]
 
 
 def wall(cmd: list[str], repeat: int) -> tuple[float, str]:
