@@ -155,7 +155,7 @@ def _ctx(tmp_path, name, seed=0):
                       workdir=tmp_path / name / f"seed-{seed}", checkpoint_dir=tmp_path / "ckpt" / name)
 
 
-def test_end_to_end_and_stage1_reuse(tmp_path):
+def test_end_to_end_and_stage1_reuse(tmp_path, monkeypatch):
     impl = load_method("iciclegcn")
     assert impl.TASK == "clustering"
     full = impl.fit_predict(_ctx(tmp_path, "full"), impl.Config(**TINY))
@@ -177,6 +177,34 @@ def test_end_to_end_and_stage1_reuse(tmp_path):
     assert no_gcn.extra["predict"] == "q" and no_gcn.extra["graph_edges"] == []
     single = impl.fit_predict(_ctx(tmp_path, "single"), impl.Config(**{**TINY, "knn_sizes": [3]}, stage1_from=str(kept)))
     assert single.extra["predict"] == "gcn_mean" and len(single.extra["graph_edges"]) == 1
+
+    # The stage-2 history carries label-free health: clusters used by Q and by each GCN's argmax.
+    rows = [r for r in full.history if r.get("stage") == 2]
+    assert all(1 <= r["q_clusters_used"] <= 4 and 1 <= r["g0_clusters_used"] <= 4 and "g1_clusters_used" in r
+               for r in rows)
+
+    # gcn_stream_lr equal to gcn_lr is the paper's single Adam; another value moves the GCN streams
+    # (Adam's first step: |dw| = lr per weight) while the auto-encoder keeps gcn_lr.
+    same = impl.fit_predict(_ctx(tmp_path, "same"), impl.Config(**TINY, stage1_from=str(kept), gcn_stream_lr=1e-4))
+    assert np.array_equal(same.labels, full.labels)
+    ctx = _ctx(tmp_path, "lr")
+    config = impl.Config(**{**TINY, "gcn_iterations": 1}, stage1_from=str(kept), gcn_stream_lr=1e-2)
+    model, _, _ = I.train_stage1(ctx, config, I.view_images(ctx))
+    before = {k: v.clone() for k, v in model.autoencoder.state_dict().items()}
+    torch.manual_seed(0)
+    captured = {}
+    real_mgcn = I.MGCN
+
+    def spy(*args, **kwargs):
+        captured["net"] = real_mgcn(*args, **kwargs)
+        captured["streams"] = [p.detach().clone() for p in captured["net"].streams.parameters()]
+        return captured["net"]
+    monkeypatch.setattr(I, "MGCN", spy)
+    I.train_stage2(ctx, config, model, I.view_images(ctx))
+    stream_step = max(float((a.detach() - b).abs().max()) for a, b in zip(captured["net"].streams.parameters(),
+                                                               captured["streams"]))
+    ae_step = max(float((model.autoencoder.state_dict()[k] - v).abs().max()) for k, v in before.items())
+    assert stream_step == pytest.approx(1e-2, rel=0.01) and ae_step == pytest.approx(1e-4, rel=0.01)
 
     # A stage-1 setting that differs is refused, naming stage1_from and the setting.
     with pytest.raises(ValueError, match="stage1_from.*instance_temperature"):

@@ -88,6 +88,10 @@ class Config(ContrastiveConfig):
     student_t_dof: float = Field(1.0, gt=0, description="degrees of freedom of Q (eq. 20)")
     gcn_iterations: int = Field(200, ge=0, description="N_it, full-batch stage-2 updates (not stated; SDCN's 200)")
     gcn_lr: float = Field(1e-4, gt=0, description="Adam learning rate of stage 2")
+    gcn_stream_lr: float | None = Field(
+        None, gt=0, description="learning rate of the GCN streams alone (the auto-encoder and centres keep gcn_lr); "
+        "empty = gcn_lr, the paper's one Adam at 1e-4. A fresh 5-layer GCN at 1e-4 stays near uniform for hundreds "
+        "of iterations (docs/methods/iciclegcn.md, 'Stage 2 on the CPU row')")
     target_update_every: int = Field(1, ge=1, description="iterations between recomputations of P (Algorithm 1: 1)")
     kmeans_n_init: int = Field(20, ge=1, description="k-means restarts for the centres of Q")
     predict: Literal["auto", "gcn_mean", "gcn_a", "gcn_b", "q"] = Field(
@@ -416,7 +420,10 @@ def train_stage2(ctx: RunContext, config: Config, model: Stage1Network, images: 
     km = KMeans(ctx.n_clusters, n_init=config.kmeans_n_init, random_state=ctx.seed).fit(code)
     with torch.no_grad():
         net.centres.copy_(torch.from_numpy(km.cluster_centers_.astype(np.float32)))
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.gcn_lr)
+    streams = list(net.streams.parameters())
+    rest = [p for p in net.parameters() if all(p is not q for q in streams)]
+    optimizer = torch.optim.Adam([{"params": rest}, {"params": streams, "lr": config.gcn_stream_lr or config.gcn_lr}],
+                                 lr=config.gcn_lr)
     weights = [config.beta, config.eta]
     history, p = [], None
     for it in range(config.gcn_iterations):
