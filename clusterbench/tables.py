@@ -11,7 +11,9 @@ What a cell is graded against depends on the profile:
   ``not run: <reason>``. A table whose values are lost in the surviving copy of the paper lists
   them in its spec (``lost: [acc, ...]``): each of its row x column cells without a transcribed
   value is ``paper value lost`` (our number shown, nothing to compare with) or
-  ``paper value lost; not run: <reason>``.
+  ``paper value lost; not run: <reason>``. A column whose spec says ``comparable: false`` (our
+  measurement is of another kind than the paper's: CPU seconds on other data against GPU
+  seconds) shows both numbers, no Δ, and the status ``not comparable``.
 - any other profile (``smoke``: small subsets, capped epochs): the values the CI gate expects
   (``tests/expected/<profile>.json``, see :mod:`clusterbench.gate`), never the paper's full-size
   numbers. A cell is ``as expected``, ``below expected`` (the gate fails), ``above expected``,
@@ -49,8 +51,10 @@ METRIC_LEGEND = {"pairwise_acc": "pair-acc = the pairwise accuracy of DMoN's cod
                                  "not Hungarian ACC",
                  "fp": "F_P = pairwise F-score", "fb": "F_B = BCubed F-score"}
 # Short words for the markdown pages; the CSV keeps the full status.
+NOT_COMPARABLE = "not comparable"  # spec column ``comparable: false``: both numbers shown, no delta
 STATUS_WORDS = {"within tolerance": "within tol.", "outside tolerance (above)": "above tol.",
-                "outside tolerance (below)": "below tol.", "no paper value": "extra", "paper value lost": "lost"}
+                "outside tolerance (below)": "below tol.", "no paper value": "extra", "paper value lost": "lost",
+                NOT_COMPARABLE: "not compar."}
 LOST = "paper value lost"  # the paper printed a value that this copy of it does not hold
 NOT_RUN = "not run: "
 WRAP = 116  # prose and footnotes are wrapped to fit a 120-column terminal
@@ -85,11 +89,12 @@ class Cell:
     missing_run: bool = False  # not run because params.yaml configures no such run
     expected: float | None = None  # non-full profiles: the gate's expected value
     lost: bool = False         # the paper's value is lost (spec ``lost``), not absent
+    comparable: bool = True    # spec column ``comparable: false``: no delta, no grade
 
     @property
     def delta(self) -> float | None:
         """ours − paper."""
-        if self.ours_mean is None or self.paper_value is None:
+        if self.ours_mean is None or self.paper_value is None or not self.comparable:
             return None
         return self.ours_mean - self.paper_value
 
@@ -192,6 +197,7 @@ def resolve_cells(paper: str, params: Params, scores: dict[str, dict], profile: 
         col = tspec.get("columns", {}).get(cell.column, {})
         row = tspec.get("rows", {}).get(cell.row, {})
         cell.dataset = col.get("dataset", "")
+        cell.comparable = bool(col.get("comparable", True))
         if by_paper:
             if col.get("approx"):
                 cell.approx = col["approx"]
@@ -234,6 +240,8 @@ def resolve_cells(paper: str, params: Params, scores: dict[str, dict], profile: 
                 cell.status = gate.grade(cell.ours_mean, cell.expected, tol)
         elif cell.paper_value is None:
             cell.status = "no paper value"
+        elif not cell.comparable:
+            cell.status = NOT_COMPARABLE
         elif abs(cell.delta) <= cell.tolerance + 1e-12:
             cell.status = "within tolerance"
         else:
@@ -426,7 +434,10 @@ def _render_full(paper: str, table: str, caption: str, cells: list[Cell]) -> str
         f"{tol:g} (absolute), `above tol.` / `below tol.` = outside it; `extra` = our cell, no paper value; "
         "`lost` = the paper printed a value that the surviving copy of it has lost; "
         "`not run [a]` = reason [a] under the table. † = the paper copied this number from other work; "
-        "[1] = note under the table. The CSV beside this page has every field of every cell in full.") + [""]
+        "[1] = note under the table. The CSV beside this page has every field of every cell in full."
+        + (" `not compar.` = our number measures something of another kind than the paper's (the "
+           "data-set note says how): both shown, no Δ." if any(c.status == NOT_COMPARABLE for c in cells)
+           else "")) + [""]
     lines += _dataset_lines(cells, FULL, None) + _metric_lines(cells)
     reasons, notes = _Footnotes(_label), _Footnotes(lambda i: str(i + 1))
     reason_of = _reason_texts(cells, FULL)
@@ -514,7 +525,8 @@ def _csv_row(paper: str, table: str, c: Cell, profile: str) -> dict:
 # --- pages and scorecard ----------------------------------------------------------------------
 
 _BUCKETS = {"within tolerance": "within", "as expected": "within", "below expected": "below",
-            "above expected": "above", "no paper value": "extra", "not gated": "not gated", LOST: "extra"}
+            "above expected": "above", "no paper value": "extra", "not gated": "not gated", LOST: "extra",
+            NOT_COMPARABLE: "extra"}
 
 
 def _bucket(status: str) -> str:

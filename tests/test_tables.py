@@ -296,3 +296,25 @@ def test_lost_paper_values_are_a_status_not_a_blank(paper_dir, params, tmp_path)
         statuses = {(r["row"], r["column"]): r["status"] for r in csv.DictReader(fh)}
     assert statuses[("k-means", "MNIST-test")] == "paper value lost"
     assert all(s for s in statuses.values())
+
+
+def test_a_column_marked_not_comparable_shows_both_numbers_without_a_grade(paper_dir, params, tmp_path):
+    spec = yaml.safe_load((paper_dir / "specs" / "lnscc.yaml").read_text())
+    spec["tables"]["9"] = {"columns": {"MNIST-test": {"dataset": "mnist-sample10k", "comparable": False,
+                                                      "approx": "CPU seconds, not the paper's GPU seconds"},
+                                       "Digits": {"dataset": "digits"}},
+                           "rows": {"k-means": {"run": "kmeans"}}}
+    (paper_dir / "specs" / "lnscc.yaml").write_text(yaml.safe_dump(spec))
+    with open(paper_dir / "lnscc.csv", "a", newline="") as fh:
+        for column, dataset in (("MNIST-test", "mnist-sample10k"), ("Digits", "digits")):
+            csv.writer(fh).writerow(["lnscc", "9", "k-means", column, dataset, "acc", "0.9", "0.9", "no", ""])
+    scores = {"kmeans-mnist-sample10k": score(0.55, 0.5), "kmeans-digits": score(0.79, 0.7)}
+    cells = by_key(c for c in tables.resolve_cells("lnscc", params, scores, "full") if c.table == "9")
+    apart = cells[("k-means", "MNIST-test", "acc")]
+    assert apart.status == "not comparable" and apart.delta is None and apart.ours_mean == 0.55
+    assert apart.paper_value == 0.9 and tables._bucket(apart.status) == "extra"
+    assert cells[("k-means", "Digits", "acc")].status == "outside tolerance (below)"  # the other column is graded
+    tables.render_all(params, "full", scores)
+    page = (tmp_path / "reports" / "tables" / "lnscc-table9.md").read_text()
+    assert re.search(r"\| 0\.900 +\| +0\.550 .*\| +– +\| not compar\. +\|$", page, re.M)
+    assert "`not compar.` = our number measures something of another kind" in " ".join(page.split())
