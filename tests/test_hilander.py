@@ -125,6 +125,22 @@ def test_fit_predict_clusters_the_test_split_only_and_never_reads_its_labels():
     assert np.array_equal(shuffled.labels, res.labels)
 
 
+def test_tau_sweep_rescores_the_same_model_without_changing_the_prediction():
+    view = _open_set_view()
+    plain = _fit(view)
+    swept = _fit(view, sweep_tau=(TINY.get("tau", 0.8), 0.0, 0.99))
+    assert np.array_equal(swept.labels, plain.labels)  # the prediction stays at tau
+    same, loose, strict = swept.extra["tau_sweep"]
+    last = plain.extra["levels"][-1]
+    assert (same["fp"], same["fb"], same["nmi"], same["clusters"]) == (last["fp"], last["fb"], last["nmi"],
+                                                                       last["clusters"])
+    # a lower threshold keeps a superset of level 0's parents, so it merges at least as much (and does
+    # here at the last level too)
+    assert loose["clusters"] <= same["clusters"] <= strict["clusters"]
+    with pytest.raises(ValueError, match="sweep_tau"):
+        H.Config(sweep_tau=(1.5,))
+
+
 def test_two_model_variant_and_gat_run():
     view = _open_set_view()
     for over in ({"joint": False}, {"conv": "gat", "gat_heads": 2}, {"num_conv": 2}):
@@ -184,6 +200,8 @@ def test_registered_open_set_datasets():
     a = REGISTRY["openset-faces-synth"].build({})
     assert len(a.X) == REGISTRY["openset-faces-synth"].n_samples and a.n_classes == 2000
     assert REGISTRY["fashion-mnist-test-open5"].files == REGISTRY["fashion-mnist-test"].files
+    digits = REGISTRY["digits-open5"].build({})  # the development set: digits 0-4 seen, 5-9 unseen
+    assert set(digits.y[digits.split == 0]) == {0, 1, 2, 3, 4} and set(digits.y[digits.split == 1]) == {5, 6, 7, 8, 9}
     for name in ("deepglint-hannah", "deepglint-imdb", "deepglint-imdb-samedist"):
         (rf,) = REGISTRY[name].files
         assert rf.pin_first and rf.urls[0].endswith("/dataset/hilander/data.tar.gz")

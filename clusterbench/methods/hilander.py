@@ -68,6 +68,9 @@ class Config(MethodConfig):
     levels: int = Field(10, ge=1)
     tau: float = Field(0.8, ge=0, lt=1, description="linkage threshold (0.8 faces, 0.1 iNat)")
     early_stop: bool = True
+    sweep_tau: tuple[float, ...] = Field(
+        (), description="also run the level loop at these thresholds after training and record each one's "
+        "last-level F_P / F_B / NMI and cluster count in the run (sensitivity; the prediction stays at tau)")
     infer_batch_size: int = Field(4096, ge=1)
     torch_threads: int | None = Field(1, ge=1)
 
@@ -76,6 +79,8 @@ class Config(MethodConfig):
         if len(self.train_knn_k) != len(self.train_levels):
             raise ValueError(f"train_knn_k {list(self.train_knn_k)} and train_levels {list(self.train_levels)} "
                              "must have the same length (one level count per k)")
+        if any(not 0 <= t < 1 for t in self.sweep_tau):
+            raise ValueError(f"sweep_tau: every threshold must be in [0, 1), got {list(self.sweep_tau)}")
         if min(self.train_knn_k) < 2:
             raise ValueError("train_knn_k: every k must be >= 2 (the point itself plus a neighbour)")
         return self
@@ -516,7 +521,15 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     y_test = view.y[test_rows]  # scoring only, after inference
     for row, labels in zip(levels, per_level):
         row.update({name: round(metrics.CLUSTERING_METRICS[name](y_test, labels), 6) for name in ("fp", "fb", "nmi")})
+    sweep = []
+    for tau in config.sweep_tau:  # the same model, other thresholds: scored only, nothing chosen here
+        labels_t, levels_t, infer_t = infer(model, view.X[test_rows], config.model_copy(update={"tau": tau}))
+        sweep.append({"tau": tau, "clusters": int(levels_t[-1]["clusters"]) if levels_t else int(len(test_rows)),
+                      "n_levels": len(levels_t), "inference_s": round(infer_t, 3),
+                      **{name: round(metrics.CLUSTERING_METRICS[name](y_test, labels_t[-1]), 6)
+                         for name in ("fp", "fb", "nmi")}})
     extra = {**info, "inference_s": round(infer_s, 3), "levels": levels, "n_levels": len(levels),
+             **({"tau_sweep": sweep} if sweep else {}),
              "n_train": int(len(train_rows)), "n_test": int(len(test_rows)),
              "n_train_identities": int(len(np.unique(y_train))), "params": model.n_params(),
              "epochs": config.epochs}
