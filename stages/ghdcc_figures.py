@@ -36,18 +36,8 @@ def sweep_runs(params, patterns: str) -> list[str]:
 
 
 def run_lambda(params, name: str) -> float:
-    """The run's interpolation_lambda: what it ran with, else its settings, else GHDCC's default."""
-    run_json = io.run_dir(params.train[name].profile, name) / "run.json"
-    if run_json.is_file():
-        return float(io.read_json(run_json)["config"]["interpolation_lambda"])
-    run = params.train[name]
-    if "interpolation_lambda" in run.overrides:
-        return float(run.overrides["interpolation_lambda"])
-    if "interpolation_lambda" in (params.methods.get("ghdcc") or {}):
-        return float(params.methods["ghdcc"]["interpolation_lambda"])
-    from clusterbench.methods.ghdcc import Config
-
-    return float(Config().interpolation_lambda)
+    """The run's interpolation_lambda, as the run is configured (methods.ghdcc + its overrides)."""
+    return float(config.method_config(params, "train", name)[1].interpolation_lambda)
 
 
 def not_run_reason(profile: str, name: str) -> str:
