@@ -9,8 +9,9 @@ from __future__ import annotations
 import difflib
 import json
 import signal
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -179,7 +180,7 @@ def _method_config_errors(p: Params) -> list[str]:
             impl.Config(**base)
             base_ok = True
         except ValidationError as exc:
-            errors += [f"methods.{method}.{m}" for m in _messages(exc)]
+            errors += [f"methods.{method}.{m}" for m in _messages(exc, impl.Config)]
             base_ok = False
         for run_overrides, where in variants.values():
             if not run_overrides or not base_ok:
@@ -187,17 +188,50 @@ def _method_config_errors(p: Params) -> list[str]:
             try:
                 impl.Config(**{**base, **run_overrides})
             except ValidationError as exc:
-                errors += [f"{where} (overrides of {method}): {m}" for m in _messages(exc)]
+                errors += [f"{where} (overrides of {method}): {m}" for m in _messages(exc, impl.Config)]
     return list(dict.fromkeys(errors))
 
 
-def _messages(exc: ValidationError) -> list[str]:
+def _model_at(model: Any, path: tuple) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``path`` inside ``model`` (through model
+    fields, ``dict[str, X]`` values, list items and ``X | None``), or None when there is none."""
+    def unwrap(tp):
+        if get_origin(tp) in (Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            return args[0] if len(args) == 1 else tp
+        return tp
+
+    tp = model
+    for part in path:
+        tp = unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            if field is None:
+                return None
+            tp = field.annotation
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        elif get_origin(tp) is list and isinstance(part, int):
+            tp = get_args(tp)[0]
+        else:
+            return None
+    tp = unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _messages(exc: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+    """One line per pydantic error; an unknown key (extra="forbid") gets the keys allowed at its
+    level and a did-you-mean, since a typo is the usual reason for one."""
     out = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"])
         value = err.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        out.append(f"{loc}: {err['msg']}{shown}")
+        owner = _model_at(model, tuple(err["loc"][:-1])) if model is not None else None
+        if err["type"] == "extra_forbidden" and owner is not None:
+            out.append(f"{loc}: {_choice('key', str(err['loc'][-1]), owner.model_fields)}")
+        else:
+            out.append(f"{loc}: {err['msg']}{shown}")
     return out
 
 
@@ -252,7 +286,7 @@ def _validate(raw: dict, source: str, errors: list[str], check_references: bool,
     try:
         params = Params(**raw)
     except ValidationError as exc:
-        raise ParamsError(located(errors + _messages(exc))) from None
+        raise ParamsError(located(errors + _messages(exc, Params))) from None
     if check_references:
         errors = errors + _cross_check(params)
     if errors:

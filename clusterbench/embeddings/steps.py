@@ -5,6 +5,7 @@ output before any model is loaded. This module imports neither torch nor umap.
 """
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -93,7 +94,9 @@ def _describe(exc: ValidationError, model: type[StepOptions]) -> str:
         loc = ".".join(str(x) for x in err["loc"])
         if err["type"] == "extra_forbidden":
             allowed = sorted(set(model.model_fields) - {"backend"})
-            parts.append(f"unknown option {loc!r}; allowed: {', '.join(allowed) or 'none'}")
+            close = difflib.get_close_matches(loc, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"unknown option {loc!r}{hint}; allowed: {', '.join(allowed) or 'none'}")
         else:
             parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
     return "; ".join(parts)
@@ -106,7 +109,9 @@ def parse_step(step: dict[str, Any] | StepOptions) -> StepOptions:
     backend = step.get("backend")
     model = STEP_MODELS.get(backend)  # type: ignore[arg-type]
     if model is None:
-        raise EmbeddingError(f"unknown embedding backend {backend!r}; allowed: {', '.join(STEP_MODELS)}")
+        close = difflib.get_close_matches(str(backend), STEP_MODELS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise EmbeddingError(f"unknown embedding backend {backend!r}{hint}; allowed: {', '.join(STEP_MODELS)}")
     try:
         return model(**step)
     except ValidationError as exc:
