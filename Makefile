@@ -6,7 +6,7 @@ VENV_STAMP := .venv/.installed
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup plan test smoke repro gate fresh bench pull compare
+.PHONY: setup plan test smoke stage repro gate fresh bench pull compare
 
 # Columns `make compare` hides: dependency hashes (files and folders), the date, the ARI means
 # (they stay in summary.json, `dvc metrics show`)
@@ -29,6 +29,12 @@ test: setup            ## the test suite (what CI runs)
 smoke: plan            ## every stage on small real subsets, CPU, < 10 minutes
 	$(PY) -m dvc repro tables@smoke lnscc-figures@smoke ghdcc-figures@smoke figures@smoke
 
+# `dvc repro <stage>` straight after adding a run to runs.yaml: DVC reads the stage lists from
+# plan.yaml before any of our code runs, so with a stale plan.yaml it says only "Stage ... not found".
+stage: plan            ## one stage and what it needs, plan.yaml regenerated first: make stage S=train@<run>
+	@test -n "$(S)" || { echo "make stage: name the stage, e.g. make stage S=train@lnscc-digits (dvc stage list names them)" >&2; exit 2; }
+	$(PY) -m dvc repro $(S)
+
 gate: setup            ## fail if a smoke metric fell below its committed expected value
 	$(PY) -m clusterbench.gate
 
@@ -45,5 +51,5 @@ compare: setup         ## experiments side by side in a 120-column terminal, the
 	$(PY) -m dvc exp show --only-changed --no-pager --drop '$(EXP_HIDE)'
 	$(PY) -m dvc metrics diff
 
-pull: setup            ## fetch what the DVC remote holds; two lines on what it could not fetch and why
+pull: plan             ## fetch what the DVC remote holds; two lines on what it could not fetch and why
 	$(PY) -m clusterbench.pull

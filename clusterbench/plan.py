@@ -174,6 +174,31 @@ def diff_summary(old_text: str, new_text: str) -> str:
     return ", ".join(parts) or "stage details"
 
 
+# plan.yaml list -> the dvc.yaml stages iterating over it (what `dvc repro <stage>` names)
+STAGES_OF = {"datasets": ("download",), "views": ("embed", "knn"), "train": ("train",),
+             "baselines": ("baselines",), "profiles": ("score", "tables", "figures", "leaderboard")}
+
+
+def missing_stages(old_text: str, new_text: str) -> list[str]:
+    """Stages that runs.yaml/params.yaml declare but a stale plan.yaml lacks: DVC reads plan.yaml
+    when it parses dvc.yaml, before any of our code runs, so for these it can only answer
+    ``Stage '<name>' not found inside 'dvc.yaml' file``."""
+    old = (yaml.safe_load(old_text) or {}).get("plan", {}) if old_text else {}
+    new = (yaml.safe_load(new_text) or {}).get("plan", {})
+    return [f"{stage}@{name}" for kind, stages in STAGES_OF.items() for stage in stages
+            for name in (new.get(kind) or []) if name not in (old.get(kind) or [])]
+
+
+def stale_message(old_text: str, new_text: str) -> str:
+    """One line: plan.yaml is stale, which stages DVC will not find, and the command that fixes it."""
+    missing = missing_stages(old_text, new_text)
+    shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+    lacking = (f"; it lacks {shown}, for which `dvc repro` says only \"Stage ... not found inside 'dvc.yaml' file\""
+               if missing else "")
+    return (f"plan.yaml is out of date with params.yaml/runs.yaml ({diff_summary(old_text, new_text)}){lacking}: "
+            "run `make plan` (or `python -m clusterbench.plan`), then the dvc command again")
+
+
 def main(argv: list[str] | None = None) -> int:
     from .config import ParamsError, load
 
@@ -190,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     if old == new:
         return 0
     if args.check:
-        print(f"plan.yaml is out of date with params.yaml ({diff_summary(old, new)}): run `python -m clusterbench.plan`",
-              file=sys.stderr)
+        print(stale_message(old, new), file=sys.stderr)
         return 1
     from . import io
 

@@ -233,3 +233,62 @@ def test_a_run_that_starts_from_another_run_depends_on_its_output():
                      overrides={"stage1_from": "data/full/runs/a", "backbone_from": "data/full/runs/b"})
     with pytest.raises(ValueError, match="at most one of stage1_from, backbone_from"):
         plan.upstream_output("x", bad)
+
+
+def test_plan_check_names_the_stages_dvc_would_not_find(tmp_path, monkeypatch, capsys):
+    """A run added to runs.yaml with a stale plan.yaml: DVC says only "Stage ... not found", so
+    `python -m clusterbench.plan --check` names those stages and the command that fixes it."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    runs = {"datasets": ["digits"],
+            "views": {"smoke-digits-raw": {"dataset": "digits", "embedding": "raw", "profile": "smoke"}},
+            "baselines": {"smoke-kmeans-digits": {"method": "kmeans", "view": "smoke-digits-raw", "profile": "smoke"}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "runs.yaml").write_text(yaml.safe_dump(runs))
+    monkeypatch.chdir(tmp_path)
+    assert plan.main([]) == 0 and plan.main(["--check"]) == 0
+    runs["baselines"]["smoke-ward-digits"] = {"method": "ward", "view": "smoke-digits-raw", "profile": "smoke"}
+    (tmp_path / "runs.yaml").write_text(yaml.safe_dump(runs))
+    before = (tmp_path / "plan.yaml").read_text()
+    capsys.readouterr()
+    assert plan.main(["--check"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "it lacks baselines@smoke-ward-digits," in err and "not found inside 'dvc.yaml'" in err
+    assert "run `make plan`" in err
+    assert (tmp_path / "plan.yaml").read_text() == before   # --check writes nothing
+
+
+def test_make_targets_that_run_dvc_stages_regenerate_the_plan_first():
+    """Every Makefile entry point that hands stage names to DVC depends on `plan` (so a run just
+    added to runs.yaml is a stage DVC knows)."""
+    text = (REPO / "Makefile").read_text()
+    rules = {}
+    for block in text.split("\n\n"):
+        for line in block.splitlines():
+            if ":" in line and not line.startswith(("\t", "#", " ")) and ":=" not in line and not line.startswith("."):
+                target, rest = line.split(":", 1)
+                rules[target.strip()] = (rest.split("##")[0].split(), block)
+    runs_stages = [t for t, (_, body) in rules.items()
+                   if "dvc repro" in body or "clusterbench.repro" in body or "clusterbench.pull" in body]
+    assert {"smoke", "repro", "stage", "pull"} <= set(runs_stages)
+    for target in runs_stages:
+        assert "plan" in rules[target][0], f"make {target} does not regenerate plan.yaml first"
+
+
+def test_readme_says_which_outputs_survive_a_failing_stage():
+    """README's claim: DVC removes a stage's outputs before its command unless they are persistent,
+    and only data/resolved is. dvc.yaml must keep it true."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    persistent = set()
+    for stage in stages.values():
+        body = stage.get("do", stage)
+        for key in ("outs", "metrics", "plots"):
+            for out in body.get(key, []):
+                if isinstance(out, dict):
+                    persistent |= {path for path, opts in out.items() if (opts or {}).get("persist")}
+    assert persistent == {"data/resolved"}
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## When a command stops", 1)[1].split("\n## ", 1)[0]
+    assert "`persist: true` (here\n  only `data/resolved`)" in section
+    assert "dvc checkout <stage>" in section and "git checkout -- <path>" in section
+    assert "not found inside 'dvc.yaml' file" in section and "make stage S=" in section
