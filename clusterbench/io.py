@@ -2,7 +2,8 @@
 
 Every stage writes through these helpers so that a crash never leaves a half-written file
 where DVC (or the next stage) would take it for a finished one: content goes to a temporary
-file in the same directory and is renamed into place only once complete.
+file in the same directory (for the entries of data/<profile>/runs, /views and /graphs, in
+data/<profile>/.tmp: see temp_home) and is renamed into place only once complete.
 """
 from __future__ import annotations
 
@@ -39,34 +40,61 @@ def normal_mode(path: str | os.PathLike, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~umask())
 
 
+# Folders of data/<profile>/ that later stages read, and DVC hashes, as a whole (score, figures and
+# the leaderboard depend on data/<profile>/runs and /views). A temporary left inside one by a
+# SIGKILLed writer would change that hash, and would stay there when DVC restores the entry from
+# its run-cache instead of running the stage that would clean it up.
+HASHED_AS_A_WHOLE = ("runs", "views", "graphs")
+SCRATCH = ".tmp"   # data/<profile>/.tmp: the temporaries of those folders' entries
+
+
+def temp_home(path: str | os.PathLike) -> Path:
+    """The folder the temporaries of ``path`` are made in: ``path``'s own folder, except for an
+    entry of a folder in HASHED_AS_A_WHOLE, whose temporaries go to ``<that folder>/../.tmp``
+    (outside every DVC output and dependency) when it is on the same file system (os.replace)."""
+    path = Path(path)
+    if path.parent.name not in HASHED_AS_A_WHOLE:
+        return path.parent
+    scratch = path.parent.parent / SCRATCH
+    try:
+        scratch.mkdir(exist_ok=True)
+        if os.stat(scratch).st_dev == os.stat(path.parent).st_dev:
+            return scratch
+    except OSError:
+        pass
+    return path.parent
+
+
 def remove_stale_parts(path: str | os.PathLike) -> None:
-    """Remove what a killed writer of ``path`` left beside it: ``.<name>.XXXX.part`` and ``.<name>.old``.
+    """Remove what a killed writer of ``path`` left, beside it or in its temp_home:
+    ``.<name>.XXXX.part`` and ``.<name>.old``.
 
     Only the exact temporary names of ``path`` are matched (mkstemp's suffix has no dot), so the
     temporaries of ``<name>.json`` survive a write of ``<name>``.
     """
     path = Path(path)
     stale = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]+" + re.escape(".part"))
-    try:
-        entries = list(os.scandir(path.parent))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        if stale.fullmatch(entry.name) or entry.name == f".{path.name}.old":
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+    for folder in dict.fromkeys([path.parent, temp_home(path)]):
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if stale.fullmatch(entry.name) or entry.name == f".{path.name}.old":
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path (in temp_home(path)); rename it onto ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=temp_home(path))
     os.close(fd)
     tmp_path = Path(tmp)
     normal_mode(tmp_path)
@@ -80,16 +108,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory; it replaces ``path`` as a whole only on success."""
+    """Yield a temporary directory (in temp_home(path)); it replaces ``path`` as a whole only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    home = temp_home(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=home))
     normal_mode(tmp, directory=True)
     try:
         yield tmp
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
+            old = home / f".{path.name}.old"
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
             os.replace(tmp, path)
@@ -174,11 +203,14 @@ def checkpoint_dir(profile: str, run: str, seed: int) -> Path:
 
 
 def checkpoint_dir_of(workdir: str | os.PathLike) -> Path:
-    """checkpoint_dir of the run whose seed folder is ``workdir``: ``<data>/<profile>/runs/<run or
-    its atomic_dir temporary .<run>.XXXX.part>/seed-<s>`` -> ``<data>/<profile>/checkpoints/<run>/seed-<s>``.
+    """checkpoint_dir of the run whose seed folder is ``workdir``: ``<data>/<profile>/runs/<run>/seed-<s>``
+    or its atomic_dir temporary ``<data>/<profile>/.tmp/.<run>.XXXX.part/seed-<s>`` (``runs/.<run>.XXXX.part``
+    before temporaries moved out of runs/) -> ``<data>/<profile>/checkpoints/<run>/seed-<s>``.
     A workdir outside a runs folder keeps its checkpoints inside itself."""
     workdir = Path(workdir)
     run_folder, runs = workdir.parent, workdir.parent.parent
+    if runs.name == SCRATCH and run_folder.name.endswith(".part"):
+        runs = runs.parent / "runs"
     if runs.name != "runs":
         return workdir / "state"
     temporary = re.fullmatch(r"\.(?P<run>.+)\.[A-Za-z0-9_]+\.part", run_folder.name)

@@ -148,7 +148,10 @@ def test_checkpoint_folder_is_beside_the_run_outputs(tmp_path):
     from clusterbench import io
 
     runs = tmp_path / "data" / "full" / "runs"
-    # inside runs.execute the seed folder lives in atomic_dir's temporary .<run>.XXXX.part folder
+    # inside runs.execute the seed folder lives in atomic_dir's temporary .<run>.XXXX.part folder,
+    # in data/<profile>/.tmp (in runs/ before; both resolve to the same checkpoints)
+    assert io.checkpoint_dir_of(runs.parent / ".tmp" / ".cc-cifar-10.ab12_x9.part" / "seed-2") == \
+        tmp_path / "data" / "full" / "checkpoints" / "cc-cifar-10" / "seed-2"
     assert io.checkpoint_dir_of(runs / ".cc-cifar-10.ab12_x9.part" / "seed-2") == \
         tmp_path / "data" / "full" / "checkpoints" / "cc-cifar-10" / "seed-2"
     assert io.checkpoint_dir_of(runs / "cc-cifar-10" / "seed-0") == \
@@ -160,7 +163,7 @@ def test_checkpoint_folder_is_beside_the_run_outputs(tmp_path):
 
 def test_resume_through_the_derived_folder_after_a_failed_run(tmp_path):
     # A failed stage discards its .part folder; the next attempt (another .part name) resumes.
-    runs = tmp_path / "data" / "smoke" / "runs"
+    runs = tmp_path / "data" / "smoke" / ".tmp"   # where runs.execute's temporaries are (io.temp_home)
     config = CC.Config(**{**TINY, "epochs": 2})
     first = RunContext(view=_view(), graph=None, seed=0, n_clusters=4, progress=False,
                        workdir=runs / ".smoke-cc-x.aaaa.part" / "seed-0")

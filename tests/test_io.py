@@ -115,3 +115,61 @@ def test_stale_part_leftovers_of_a_killed_writer_are_removed_on_the_next_write(t
         (tmp / "a.txt").write_text("1")
     io.write_json(tmp_path / "out.json", {"v": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep + ["out.json", "run"])
+
+
+def test_a_sigkilled_run_leaves_nothing_in_the_runs_folder(tmp_path):
+    """kill -9 cannot be caught: what the killed writer leaves must lie outside data/<profile>/runs
+    (score, figures and the leaderboard hash that folder as a whole, and DVC restoring the run from
+    its run-cache would never clean it); the next write of the run removes it."""
+    import signal
+    import subprocess
+    import sys
+
+    runs = tmp_path / "data" / "smoke" / "runs"
+    script = tmp_path / "stage.py"
+    script.write_text(
+        "import os, signal\n"
+        "from clusterbench import io\n"
+        f"with io.atomic_dir({str(runs / 'smoke-x')!r}) as tmp:\n"
+        "    (tmp / 'seed-0').mkdir()\n"
+        "    io.write_npz(tmp / 'predictions.npz', labels=[0, 1])\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    repo_root = str(io.Path(__file__).resolve().parents[1])   # this checkout's clusterbench, not an installed one
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo_root, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(script)], env=env)
+    assert proc.returncode == -signal.SIGKILL
+    assert list(runs.iterdir()) == []
+    left = [p.name for p in (tmp_path / "data" / "smoke" / io.SCRATCH).iterdir()]
+    assert len(left) == 1 and left[0].startswith(".smoke-x.") and left[0].endswith(".part")
+    (runs / ".smoke-x.legacy1.part").mkdir()   # where temporaries were made before
+    with io.atomic_dir(runs / "smoke-x") as tmp:
+        assert tmp.parent == tmp_path / "data" / "smoke" / io.SCRATCH
+        (tmp / "run.json").write_text("{}")
+    assert [p.name for p in runs.iterdir()] == ["smoke-x"]
+    assert list((tmp_path / "data" / "smoke" / io.SCRATCH).iterdir()) == []
+
+
+def test_views_and_graphs_are_written_through_the_profile_scratch_folder(tmp_path):
+    views = tmp_path / "smoke" / "views"
+    with io.atomic_path(views / "v.npz") as tmp:
+        assert tmp.parent == tmp_path / "smoke" / io.SCRATCH and tmp.name.startswith(".v.npz.")
+        tmp.write_text("x")
+    assert [p.name for p in views.iterdir()] == ["v.npz"]
+    assert io.temp_home(tmp_path / "reports" / "a.json") == tmp_path / "reports"   # elsewhere: beside the file
+
+
+def test_checkpoints_of_a_run_written_in_the_scratch_folder(tmp_path):
+    scratch_seed = tmp_path / "data" / "smoke" / io.SCRATCH / ".smoke-cc-x.ab12.part" / "seed-1"
+    assert io.checkpoint_dir_of(scratch_seed) == tmp_path / "data" / "smoke" / "checkpoints" / "smoke-cc-x" / "seed-1"
+
+
+def test_dvc_ignores_what_a_killed_writer_leaves():
+    """A leftover from before temporaries moved out of runs/ must not change a folder's hash either."""
+    from dvc.repo import Repo
+
+    repo_root = io.Path(__file__).resolve().parents[1]
+    with Repo(str(repo_root)) as repo:
+        ignored = lambda rel: repo.dvcignore.is_ignored_file(str(repo_root / rel))  # noqa: E731
+        assert ignored("data/smoke/runs/.smoke-x.k3j2x_9a.part")
+        assert ignored("data/smoke/views/.v.npz.old")
+        assert not ignored("data/smoke/runs/smoke-x")
