@@ -130,6 +130,65 @@ def test_verify_payload_md5_accepts_recompressed_and_uncompressed_copies(tmp_pat
     assert rf.md5 in str(err.value)
 
 
+def test_a_zero_padded_gzip_is_refused_although_its_payload_matches(tmp_path):
+    """Python's gzip reads past zero padding, so a padded copy had the right payload md5 and was
+    accepted, and its (unpublished) sha256 went into the manifest. Bytes after the gzip data mean
+    the file is not the published one (size and whole-file hash differ): refused, one line."""
+    original = gzip.compress(PAYLOAD, mtime=0)
+    assert gzip.decompress(original + b"\0" * 512) == PAYLOAD   # what let it through
+    rf = RemoteFile("f.gz", md5=hashlib.md5(original).hexdigest(), payload_md5=MD5)
+    padded = tmp_path / "f.gz"
+    padded.write_bytes(original + b"\0" * 512)
+    with pytest.raises(ChecksumError) as err:
+        verify(padded, rf)
+    msg = str(err.value)
+    assert len(msg.splitlines()) == 1 and "f.gz" in msg and rf.md5 in msg
+    assert err.value.actual == hashlib.md5(padded.read_bytes()).hexdigest()
+    assert "512 bytes follow the end of its gzip data" in msg
+    recompressed_padded = tmp_path / "re.gz"   # a re-compressed copy: no whole-file hash to compare
+    recompressed_padded.write_bytes(gzip.compress(PAYLOAD, compresslevel=1, mtime=7) + b"\0" * 3)
+    with pytest.raises(ChecksumError, match="3 bytes follow"):
+        verify(recompressed_padded, rf)
+    payload_only = RemoteFile("f.gz", payload_md5=MD5, unpinned="test")
+    with pytest.raises(ChecksumError, match="expected bytes after the gzip data: 0, got 3"):
+        verify(recompressed_padded, payload_only)
+    # Several gzip members back to back are one gzip file (no bytes outside a member): accepted.
+    two = tmp_path / "two.gz"
+    two.write_bytes(gzip.compress(PAYLOAD[:100], mtime=0) + gzip.compress(PAYLOAD[100:], mtime=0))
+    assert base.verify_detail(two, rf) == (hashlib.sha256(two.read_bytes()).hexdigest(), base.BY_PAYLOAD)
+    assert base.verify_detail(_write(tmp_path / "o.gz", original), rf)[1] == "md5"
+    truncated = _write(tmp_path / "t.gz", original[:-12])
+    with pytest.raises(ChecksumError, match="unreadable"):
+        verify(truncated, RemoteFile("f.gz", payload_md5=MD5, unpinned="test"))
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_manifest_marks_a_sha256_that_no_published_value_checked(tmp_path, no_env_mirror):
+    """A copy accepted by its payload md5 (a re-compressed mirror file) has a sha256 nobody
+    published: the manifest says so; a file matching its published hash gets no such mark."""
+    original = gzip.compress(PAYLOAD, mtime=0)
+    rf = RemoteFile("f.gz", md5=hashlib.md5(original).hexdigest(), payload_md5=MD5, mirror_subdirs=("ds",))
+    (tmp_path / "m" / "ds").mkdir(parents=True)
+    spec = _toy_spec(rf)
+    for data, marked in ((original, False), (gzip.compress(PAYLOAD, compresslevel=1, mtime=5), True)):
+        (tmp_path / "m" / "ds" / "f.gz").write_bytes(data)
+        out = tmp_path / f"out-{marked}"
+        datasets.prepare("toy", out, fetcher(tmp_path, mirrors=[tmp_path / "m"]), spec=spec)
+        [entry] = json.loads((out / "manifest.json").read_text())["sources"]
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert ("verified_by" in entry) == marked
+        if marked:
+            assert entry["verified_by"].startswith("payload md5") and "not a published value" in entry["verified_by"]
+    (tmp_path / "m" / "ds" / "f.gz").write_bytes(original + b"\0" * 64)
+    with pytest.raises(DatasetError, match="64 bytes follow"):
+        datasets.prepare("toy", tmp_path / "out-padded", fetcher(tmp_path, mirrors=[tmp_path / "m"]), spec=spec)
+    assert not (tmp_path / "out-padded").exists()
+
+
 def test_remote_file_needs_a_checksum_of_the_right_length():
     with pytest.raises(ValueError, match="needs a checksum"):
         RemoteFile("x")

@@ -73,6 +73,9 @@ def prepare(name: str, out_dir: str | Path, fetcher: Fetcher, spec: DatasetSpec 
             got = fetcher.fetched.get(rf.filename)
             entry = {"file": rf.filename, "sha256": got.sha256 if got else io.file_hash(paths[rf.filename]),
                      "published_checksum": rf.checksum_kind()}
+            if got and got.verified_by == base.BY_PAYLOAD:   # the sha256 above was computed, not checked
+                entry["verified_by"] = ("payload md5 (a re-compressed or uncompressed copy: its sha256 is computed "
+                                        "here, not a published value)")
             if rf.pin_first:  # no published checksum: what was downloaded first is what later copies must be
                 entry["size"] = Path(paths[rf.filename]).stat().st_size
                 entry["pinned"] = "size and sha256 of the first download (download cache: <file>.pin.json)"

@@ -28,6 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -225,25 +226,65 @@ def hash_file(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
     return {a: h.hexdigest() for a, h in hashes.items()}
 
 
+def _gzip_members(fh, h) -> int:
+    """Feed the decompressed content of every gzip member in ``fh`` to ``h``; return the number of
+    bytes after the last member. (Python's gzip module silently skips zero bytes there, so a
+    zero-padded copy would pass a payload check.)"""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    buf = b""
+    while True:
+        if not buf:
+            buf = fh.read(1 << 20)
+            if not buf:
+                if not d.eof:
+                    raise EOFError("compressed file ended before the end-of-stream marker was reached")
+                return 0
+        if d.eof:   # between members: another member, or bytes that belong to none
+            while len(buf) < 2 and (more := fh.read(1 << 20)):
+                buf += more
+            if buf[:2] != b"\x1f\x8b":
+                return len(buf) + sum(len(b) for b in iter(lambda: fh.read(1 << 20), b""))
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        h.update(d.decompress(buf))
+        buf = d.unused_data
+
+
+def payload(path: Path) -> tuple[str, int]:
+    """(MD5 of a gzip file's decompressed content, or of the file itself if it is not gzip;
+    the number of bytes after its last gzip member). The MD5 is ``unreadable (...)`` for a
+    broken file."""
+    h = hashlib.md5()
+    try:
+        with open(path, "rb") as fh:
+            if _is_gzip(path):
+                trailing = _gzip_members(fh, h)
+            else:
+                trailing = 0
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+    except (OSError, EOFError, zlib.error) as exc:
+        return f"unreadable ({exc})", 0
+    return h.hexdigest(), trailing
+
+
 def payload_md5(path: Path) -> str:
     """MD5 of a gzip file's decompressed content, or of the file itself if it is not gzip."""
-    h = hashlib.md5()
-    opener = gzip.open if _is_gzip(path) else open
-    try:
-        with opener(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    except (OSError, EOFError) as exc:
-        return f"unreadable ({exc})"
-    return h.hexdigest()
+    return payload(path)[0]
 
 
-def verify(path: Path, rf: RemoteFile, source: str | None = None,
-           advice: str = "delete it and run the download stage again") -> str:
-    """Raise ChecksumError unless ``path`` is the published file; return its sha256.
+# How verify_detail accepted a file; the manifest marks the payload route (clusterbench.datasets.prepare).
+BY_PAYLOAD = "payload md5"
+
+
+def verify_detail(path: Path, rf: RemoteFile, source: str | None = None,
+                  advice: str = "delete it and run the download stage again") -> tuple[str, str]:
+    """Raise ChecksumError unless ``path`` is the published file; return (its sha256, what it was
+    checked against: the published whole-file hashes, BY_PAYLOAD, or "none published").
 
     Accepted: every published whole-file hash matches, or the decompressed payload matches
-    ``payload_md5`` (a re-compressed or uncompressed copy of the same content).
+    ``payload_md5`` (a re-compressed or uncompressed copy of the same content) and nothing
+    follows the gzip data: the whole-file hash of a padded copy does not match, and its size is
+    not the publisher's, so padding is refused rather than read past.
     """
     path = Path(path)
     source = source or str(path)
@@ -251,17 +292,30 @@ def verify(path: Path, rf: RemoteFile, source: str | None = None,
     actual = hash_file(path, list(published) + ["sha256"])
     mismatched = [a for a, v in published.items() if actual[a] != v]
     if published and not mismatched:
-        return actual["sha256"]
+        return actual["sha256"], " + ".join(published)
     if rf.payload_md5:
-        got = payload_md5(path)
+        got, trailing = payload(path)
+        if got == rf.payload_md5 and trailing:
+            extra = (f"{trailing} bytes follow the end of its gzip data (padding, or another file appended): "
+                     f"its payload matches but the file is not the published one, so it is refused; {advice}")
+            if published:
+                algorithm = mismatched[0]
+                raise ChecksumError(rf.filename, source, algorithm, published[algorithm], actual[algorithm], extra)
+            raise ChecksumError(rf.filename, source, "bytes after the gzip data:", "0", str(trailing), extra)
         if got == rf.payload_md5:
-            return actual["sha256"]
+            return actual["sha256"], BY_PAYLOAD
         if not published:
             raise ChecksumError(rf.filename, source, "md5 of the decompressed payload", rf.payload_md5, got, advice)
     if not published:  # unpinned: nothing to compare; the builder checks the content
-        return actual["sha256"]
+        return actual["sha256"], "none published"
     algorithm = mismatched[0]
     raise ChecksumError(rf.filename, source, algorithm, published[algorithm], actual[algorithm], advice)
+
+
+def verify(path: Path, rf: RemoteFile, source: str | None = None,
+           advice: str = "delete it and run the download stage again") -> str:
+    """verify_detail's sha256 (see there for what is accepted)."""
+    return verify_detail(path, rf, source, advice)[0]
 
 
 def mirror_dirs(extra: Sequence[str | os.PathLike] = ()) -> list[Path]:
@@ -301,6 +355,7 @@ class Fetched:
     origin: str  # "mirror", "cache", "download <url>", "derived from <files>"
     sha256: str
     inputs: dict[str, str] = field(default_factory=dict)  # derived files: source filename -> sha256
+    verified_by: str = ""   # what the file matched (verify_detail): published hashes, BY_PAYLOAD, ...
 
 
 class Fetcher:
@@ -339,13 +394,13 @@ class Fetcher:
         found = self.locate_in_mirrors(rf)
         if found is not None:
             advice = "replace the mirror's copy by the published file, or remove it to download a fresh one"
-            return self._record(rf, found, "mirror", verify(found, rf, advice=advice))
+            return self._record(rf, found, "mirror", *verify_detail(found, rf, advice=advice))
         cached = self.cache_dir / rf.filename
         if cached.is_file():
-            return self._record(rf, cached, "cache", verify(cached, rf))
+            return self._record(rf, cached, "cache", *verify_detail(cached, rf))
         if rf.urls and not self.offline:
-            path, sha, url = self._download(rf, cached)
-            return self._record(rf, path, f"download {url}", sha)
+            path, (sha, how), url = self._download(rf, cached)
+            return self._record(rf, path, f"download {url}", sha, how)
         if rf.derive is not None:
             return self._derive(rf, cached)
         raise DatasetError(self._missing_message(rf))
@@ -385,13 +440,13 @@ class Fetcher:
         pin.write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
         return rec
 
-    def _record(self, rf: RemoteFile, path: Path, origin: str, sha256: str,
+    def _record(self, rf: RemoteFile, path: Path, origin: str, sha256: str, verified_by: str = "",
                 inputs: dict[str, str] | None = None) -> Path:
         self.check_pin(rf, path, sha256)
         if not rf.checksums() and not rf.payload_md5:
             print(f"warning: {rf.filename} has no published checksum ({rf.unpinned}); its sha256 is "
                   f"{sha256} (recorded in the manifest)", file=sys.stderr)
-        self.fetched[rf.filename] = Fetched(path, origin, sha256, dict(inputs or {}))
+        self.fetched[rf.filename] = Fetched(path, origin, sha256, dict(inputs or {}), verified_by)
         return path
 
     def _missing_message(self, rf: RemoteFile) -> str:
@@ -415,15 +470,15 @@ class Fetcher:
         tmp = _temp_next_to(dest)
         try:
             deriv.convert(sources, tmp)
-            sha = verify(tmp, rf, source=f"conversion of {', '.join(sources)}",
-                         advice="nothing was kept; the conversion does not reproduce the published file")
+            sha, how = verify_detail(tmp, rf, source=f"conversion of {', '.join(sources)}",
+                                     advice="nothing was kept; the conversion does not reproduce the published file")
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
         inputs = {name: self.fetched[name].sha256 for name in sources if name in self.fetched}
-        return self._record(rf, dest, f"derived from {', '.join(sources)}", sha, inputs)
+        return self._record(rf, dest, f"derived from {', '.join(sources)}", sha, how, inputs)
 
-    def _download(self, rf: RemoteFile, dest: Path) -> tuple[Path, str, str]:
+    def _download(self, rf: RemoteFile, dest: Path) -> tuple[Path, tuple[str, str], str]:
         """Try each URL (with retries for transient errors); the first verified copy wins."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         errors: list[str] = []
@@ -433,10 +488,10 @@ class Fetcher:
                 tmp = _temp_next_to(dest)
                 try:
                     self._stream(url, tmp)
-                    sha = verify(tmp, rf, source=url, advice="nothing was kept; if every URL serves this file, "
-                                 "the publisher changed it and the registry's checksum needs review")
+                    checked = verify_detail(tmp, rf, source=url, advice="nothing was kept; if every URL serves "
+                                            "this file, the publisher changed it and the registry's checksum needs review")
                     os.replace(tmp, dest)
-                    return dest, sha, url
+                    return dest, checked, url
                 except ChecksumError as exc:
                     mismatch = exc  # a wrong file will not get right by retrying: next URL
                     errors.append(f"{url}: {exc}")
