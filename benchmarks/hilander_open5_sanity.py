@@ -2,7 +2,7 @@
 hidden 64, lr 0.1, 60 epochs, seed 0, tau 0.8 and 0.5 with the same model; k-means told k = 5 on the same
 test rows for reference. ~45 s on one core.
 
-    OMP_NUM_THREADS=1 CLUSTERBENCH_MIRROR=/work/shared/datasets PYTHONPATH=. python benchmarks/hilander_open5_sanity.py
+    OMP_NUM_THREADS=1 CLUSTERBENCH_MIRROR=$PWD/../shared/datasets PYTHONPATH=. python benchmarks/hilander_open5_sanity.py
 """
 import sys, time, numpy as np, torch
 torch.set_num_threads(1)

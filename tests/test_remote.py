@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-MIRROR = Path("/work/shared/datasets")
+MIRROR = REPO.parent / "shared" / "datasets"   # the development mirror, beside the repository
 DEFAULT_REMOTE = "store"                       # name in .dvc/config
 DEFAULT_REMOTE_DIR = "clusterbench-dvc-store"  # folder beside the repository
 TARGETS = ["knn@smoke-digits-raw", "baselines@smoke-kmeans-digits"]
