@@ -292,3 +292,46 @@ def test_readme_says_which_outputs_survive_a_failing_stage():
     assert "`persist: true` (here\n  only `data/resolved`)" in section
     assert "dvc checkout <stage>" in section and "git checkout -- <path>" in section
     assert "not found inside 'dvc.yaml' file" in section and "make stage S=" in section
+
+
+def _lock_of_figures(nfiles: int) -> dict:
+    return {"figures@smoke": {"outs": [{"path": "reports/smoke/plots/curves", "md5": "x.dir", "nfiles": nfiles},
+                                       {"path": "reports/smoke/summary.png", "md5": "y"}]},
+            "train@smoke-x": {"outs": [{"path": "data/smoke/runs/smoke-x", "md5": "z.dir", "nfiles": 3}]}}
+
+
+def test_freshness_fails_on_an_output_file_the_stage_wrote_but_git_lacks(tmp_path, monkeypatch):
+    """figures@smoke wrote curves/smoke-ae-kmeans-mnist-sample10k.csv, dvc.lock counts it, nobody
+    committed it: `dvc status` is clean here, a fresh clone lacks the file. Freshness says so."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    monkeypatch.chdir(tmp_path)
+    curves = tmp_path / "reports" / "smoke" / "plots" / "curves"
+    curves.mkdir(parents=True)
+    for name in ("a.csv", "b.csv"):
+        (curves / name).write_text("epoch,loss\n")
+    (tmp_path / "reports" / "smoke" / "summary.png").write_text("png")
+    subprocess.run(["git", "add", "reports"], check=True)
+    (curves / "smoke-ae-kmeans-mnist-sample10k.csv").write_text("epoch,loss\n")   # written, not committed
+    (curves / ".c.csv.ab12.part").write_text("half")   # a killed writer's leftover: DVC ignores it
+    tracked = freshness.git_tracked()
+    untracked = freshness.untracked_files(["reports/smoke/plots/curves"])
+    assert untracked == {"reports/smoke/plots/curves/smoke-ae-kmeans-mnist-sample10k.csv",
+                         "reports/smoke/plots/curves/.c.csv.ab12.part"}
+    ignored = [".*.part", ".*.old", "__pycache__"]
+    problems = freshness.output_files_not_in_git(_lock_of_figures(3), tracked, untracked, ignored)
+    assert problems == ["figures@smoke: reports/smoke/plots/curves/smoke-ae-kmeans-mnist-sample10k.csv in output "
+                        "reports/smoke/plots/curves not committed to git (a fresh clone lacks it: `git add` it, "
+                        "or remove it if the stage no longer writes it)"]
+    # A fresh clone: the file is not on disk, dvc.lock still counts 3 files, git has 2.
+    assert freshness.output_files_not_in_git(_lock_of_figures(3), tracked, set(), ignored) == [
+        "figures@smoke: dvc.lock records 3 files in reports/smoke/plots/curves, git tracks 2 "
+        "(commit the stage's outputs together with dvc.lock, or re-run it)"]
+    # The reverse: git has a file the stage no longer writes (dvc.lock counts 1).
+    assert "dvc.lock records 1 files" in freshness.output_files_not_in_git(_lock_of_figures(1), tracked, set())[0]
+    # In agreement: nothing to say; the uncommitted train@ stage (outputs in the DVC cache) is not judged.
+    assert freshness.output_files_not_in_git(_lock_of_figures(2), tracked, set(), ignored) == []
+    # A single-file output of a committed stage that git lacks.
+    tracked.discard("reports/smoke/summary.png")
+    assert freshness.output_files_not_in_git(_lock_of_figures(2), tracked, set(), ignored) == [
+        "figures@smoke: output reports/smoke/summary.png is recorded in dvc.lock but not committed to git"]
+
