@@ -6,6 +6,7 @@ seed, training history) and, when the method learns one, ``embedding.npz`` of th
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -28,7 +29,8 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
     view, eval_rows = load_run_view(run)
     graph = KnnGraph.load(io.graph_path(run.profile, run.graph)) if block == "train" else None
     checks.check_view(view, name=run.view)  # NaN/empty views stop here, not in scikit-learn or faiss
-    checks.check_fits(view, run.view, config, graph, getattr(run, "graph", None))
+    checks.check_fits(view, run.view, config, graph, getattr(run, "graph", None),
+                      graph_view_sha256(run, view) if graph is not None else None)
     # Baselines run on CPU unless they declare they can use an accelerator (the deep ones).
     device = pick_device() if block == "train" or getattr(impl, "USES_DEVICE", False) else "cpu"
     n_clusters = view.n_clusters
@@ -91,6 +93,29 @@ def load_run_view(run) -> tuple[View, np.ndarray | None]:
     if len(rows) == 0:
         raise checks.DataError(f"{run.view}: eval_split test, but the view has no test rows (split 1)")
     return View(view.X[rows], view.y[rows], view.split[rows], view.index[rows], view.image_shape, view.meta), rows
+
+
+def graph_view_sha256(run, view: View) -> str | None:
+    """The features hash a train run's graph must carry. None when the graph is of the run's own
+    view (check_fits hashes the loaded features); else that of the graph's view file, streamed,
+    once it is known to hold the same dataset rows in the same order as the run's view (e.g.
+    UMAP features over the raw-pixel graph)."""
+    if run.graph == run.view:
+        return None
+    path = io.view_path(run.profile, run.graph)
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            index, dataset = stored["index"], json.loads(str(stored["meta"])).get("dataset")
+    except FileNotFoundError:
+        raise checks.DataError(f"graph {run.graph}: its view file {path} is missing: rebuild it "
+                               f"(dvc repro embed@{run.graph} knn@{run.graph})") from None
+    own_dataset = view.meta.get("dataset")
+    if not np.array_equal(index, view.index) or dataset != own_dataset:
+        raise checks.DataError(f"graph {run.graph} is of view {run.graph} ({dataset}, {len(index)} rows), whose rows "
+                               f"are not those of view {run.view} ({own_dataset}, {len(view.index)} rows): "
+                               f"a run's graph must be of a view of the same dataset and profile; rebuild both "
+                               f"(dvc repro embed@{run.view} embed@{run.graph} knn@{run.graph})")
+    return io.npz_member_sha256(path, "X")
 
 
 def seed_jobs() -> int:
