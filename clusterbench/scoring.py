@@ -2,22 +2,14 @@
 
 Writes ``<reports>/metrics/<run>.json`` per run and ``<reports>/metrics.json`` (the file DVC
 tracks as metrics, so ``dvc exp show`` and ``dvc metrics diff`` compare runs).
-
-A run scored against fewer than 2 classes is refused (every metric would read 1.0 and mean
-nothing); one whose scored rows hold fewer classes than the clusters it asked for is scored,
-with a warning printed and kept under ``warnings`` in its metrics file (over-clustering is a
-choice a user may make; an open-set method finds its number of clusters itself and is not
-warned about the seen classes its test split lacks).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import io, metrics
-from .checks import DataError
 from .config import Params, ParamsError
 from .embeddings import View
 
@@ -36,34 +28,10 @@ def runs_of_profile(params: Params, profile: str) -> dict[str, object]:
     return out
 
 
-def class_warnings(record: dict, y_true: np.ndarray) -> list[str]:
-    """Refuse (DataError) to score a run against fewer than 2 classes; a warning when the scored
-    rows hold fewer classes than the clusters the run asked for: its own ``n_clusters``, else, for
-    a clustering method, the number it was told (an open-set method is told the whole view's
-    classes but scored on the unseen split's, by design, and finds its clusters itself)."""
-    classes = np.unique(y_true[y_true >= 0])
-    run, view = record["run"], record["view"]
-    if len(classes) < 2:
-        held = "no labelled rows" if len(classes) == 0 else f"one class (label {int(classes[0])})"
-        raise DataError(f"run {run}: its {len(y_true)} scored rows of view {view} hold {held}: scores against fewer "
-                        f"than 2 classes are meaningless (every metric 1.0 for one cluster): score it on a view with "
-                        f"at least 2 classes (dvc repro embed@{view}) or drop the run from runs.yaml")
-    own = (record.get("config") or {}).get("n_clusters")
-    asked = own or (record["n_clusters"] if record["task"] == "clustering" else None)
-    if asked and len(classes) < asked:
-        setting = f"n_clusters = {own}" if own else "the number it was told"
-        return [f"run {run}: its {len(y_true)} scored rows hold {len(classes)} classes, fewer than the {asked} "
-                f"clusters it asked for ({setting}): ACC can match at most {len(classes)} of them to a class"]
-    return []
-
-
 def score_run(run_dir: Path, view: View) -> dict:
     record = io.read_json(run_dir / "run.json")
     pred = io.read_npz(run_dir / "predictions.npz")
     y_true = view.y[pred["index"]]
-    warnings = class_warnings(record, y_true)
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     per_seed: dict[str, list[float]] = {}
     for labels in pred["labels"]:
         for key, value in metrics.score(y_true, labels, record["task"]).items():
@@ -91,8 +59,6 @@ def score_run(run_dir: Path, view: View) -> dict:
     if epochs:
         summary["epochs"] = epochs
         summary["wall_s_per_epoch"] = round(float(np.sum(walls) / np.sum(epochs)), 4)
-    if warnings:
-        summary["warnings"] = warnings
     return summary
 
 

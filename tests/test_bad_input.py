@@ -358,7 +358,7 @@ def test_legitimate_views_pass_the_data_checks():
         checks.check_fits(view, "v")
 
 
-# --- classes: a view or scored rows with fewer than 2 classes ------------------------------------
+# --- classes: the rows a run is scored on, checked before any seed runs ------------------------------------
 
 def test_a_view_with_one_class_is_refused_before_any_seed_runs(project):
     y = np.full(30, 4)
@@ -372,67 +372,71 @@ def test_a_view_with_one_class_is_refused_before_any_seed_runs(project):
     assert nothing_written(io.run_dir("smoke", "smoke-kmeans-digits").parent)
 
 
-def write_run(name: str, labels, index, task="clustering", n_clusters=3, config_=None) -> Path:
-    """A finished run folder as runs.execute writes it (one seed)."""
-    out = io.run_dir("smoke", name)
-    out.mkdir(parents=True)
-    io.write_json(out / "run.json", {
-        "run": name, "block": "baselines", "method": "kmeans", "task": task, "view": VIEW, "dataset": "digits",
-        "embedding": "raw", "profile": "smoke", "config": config_ or {}, "n_clusters": n_clusters,
-        "n_eval": len(index), "device": "cpu",
-        "per_seed": [{"seed": 0, "wall_s": 0.1, "peak_rss_mb": 50.0, "history": [], "extra": {}}]})
-    io.write_npz(out / "predictions.npz", labels=np.asarray([labels], np.int64), index=np.asarray(index),
-                 seeds=np.asarray([0]))
-    return out
+def save_split_view(y, split) -> None:
+    x = points(len(y))
+    View(x, np.asarray(y, np.int64), np.asarray(split, np.uint8), np.arange(len(y), dtype=np.int64)).save(
+        io.view_path("smoke", VIEW))
 
 
-def test_scoring_refuses_scored_rows_of_one_class(project):
-    from clusterbench import metrics, scoring
-
+def test_a_test_split_with_one_class_is_refused_before_any_seed_runs(project, monkeypatch, capsys):
+    """eval_split: test scores the test split only: the whole view's 3 classes do not count."""
+    project(**{"baselines/smoke-kmeans-digits/eval_split": "test"})
+    split = (np.arange(30) >= 20).astype(np.uint8)
     y = np.arange(30) % 3
-    assert set(metrics.score(np.zeros(10), np.zeros(10)).values()) == {1.0}  # what it used to report, silently
-    save_view(points(30), y)
-    view = View.load(io.view_path("smoke", VIEW))
-    rows = np.flatnonzero(y == 2)  # e.g. a supervised or open-set method evaluating rows of one class
-    out = write_run("one-class", np.zeros(len(rows)), rows, task="open-set clustering")
-    with pytest.raises(DataError) as err:
-        scoring.score_run(out, view)
-    assert str(err.value) == (f"run one-class: its 10 scored rows of view {VIEW} hold one class (label 2): scores "
-                              f"against fewer than 2 classes are meaningless (every metric 1.0 for one cluster): "
-                              f"score it on a view with at least 2 classes (dvc repro embed@{VIEW}) or drop the run "
-                              "from runs.yaml")
-    view.y[:] = -1
-    with pytest.raises(DataError, match=r"^run one-class: its 10 scored rows of view \S+ hold no labelled rows"):
-        scoring.score_run(out, view)
+    y[20:] = 1
+    save_split_view(y, split)
+    err = stage_error("baselines", "smoke-kmeans-digits", monkeypatch, capsys)
+    assert err == (f"error: run smoke-kmeans-digits: the test split of view {VIEW} (eval_split: test, 10 rows) holds "
+                   f"one class (label 1): scores against fewer than 2 classes are meaningless (every metric 1.0 for "
+                   f"one cluster): use a view whose test split has at least 2 classes, or eval_split: all (rebuild it "
+                   f"(dvc repro embed@{VIEW}) and check its dataset and embedding steps)")
+    assert nothing_written(io.run_dir("smoke", "smoke-kmeans-digits").parent)
+    y[20:] = -1
+    save_split_view(y, split)
+    assert "holds no labelled rows: " in stage_error("baselines", "smoke-kmeans-digits", monkeypatch, capsys)
+    assert nothing_written(io.run_dir("smoke", "smoke-kmeans-digits").parent)
 
 
-def test_fewer_classes_than_clusters_asked_for_is_scored_with_a_recorded_warning(project, capsys):
-    from clusterbench import scoring
-
-    params = project()
-    y = np.arange(30) % 3
-    save_view(points(30), y)
-    write_run("smoke-kmeans-digits", np.arange(30) % 6, np.arange(30), config_={"n_clusters": 6})
-    scoring.score_profile(params, "smoke")
-    metrics_file = io.read_json("reports/smoke/metrics/smoke-kmeans-digits.json")
-    warning = ("run smoke-kmeans-digits: its 30 scored rows hold 3 classes, fewer than the 6 clusters it asked for "
-               "(n_clusters = 6): ACC can match at most 3 of them to a class")
-    assert metrics_file["warnings"] == [warning] and metrics_file["mean"]["acc"] == 0.5
-    assert f"warning: {warning}\n" in capsys.readouterr().err
+AGGLO = "smoke-agglomerative-digits"
 
 
-def test_open_set_runs_and_runs_with_as_many_classes_as_clusters_get_no_warning(project, capsys):
-    from clusterbench import scoring
+def test_fewer_classes_than_clusters_asked_for_is_run_with_a_warning_in_run_json_and_on_stderr(project, capsys):
+    from clusterbench import metrics
 
-    y = np.arange(30) % 6
-    save_view(points(30), y)
-    view = View.load(io.view_path("smoke", VIEW))
-    unseen = np.flatnonzero(y >= 3)  # Hi-LANDER: told the view's 6 classes, scored on the 3 unseen ones
-    open_set = write_run("open-set", y[unseen], unseen, task="open-set clustering", n_clusters=6)
-    plain = write_run("plain", np.arange(30) % 6, np.arange(30), n_clusters=6)
-    for out in (open_set, plain):
-        assert "warnings" not in scoring.score_run(out, view)
+    assert set(metrics.score(np.zeros(10), np.zeros(10)).values()) == {1.0}  # why one class is refused
+    params = project(**{f"baselines/{AGGLO}": {"method": "agglomerative", "view": VIEW, "profile": "smoke"},
+                        "methods/agglomerative": {"n_clusters": 6}})
+    save_view(points(30), np.arange(30) % 3)
+    record = runs.execute(params, "baselines", AGGLO, progress=False)
+    warning = (f"run {AGGLO}: the 30 rows of view {VIEW} it is scored on hold 3 classes, fewer than the 6 clusters "
+               "it asks for (n_clusters = 6): ACC can match at most 3 of them to a class")
+    assert record["warnings"] == [warning] and io.read_json(io.run_dir("smoke", AGGLO) / "run.json")["warnings"] == [
+        warning]
+    err = capsys.readouterr().err
+    assert f"warning: {warning}\n" in err and err.index("warning: ") < err.index(f"[{AGGLO}] seed 0:")  # at start
+    assert len(np.unique(io.read_npz(io.run_dir("smoke", AGGLO) / "predictions.npz")["labels"])) == 6
+
+
+def test_runs_with_as_many_classes_as_clusters_get_no_warning(project, capsys):
+    params = project(**{f"baselines/{AGGLO}": {"method": "agglomerative", "view": VIEW, "profile": "smoke"},
+                        "methods/agglomerative": {"n_clusters": 3}})
+    save_view(points(30), np.arange(30) % 3)
+    for run in (AGGLO, "smoke-kmeans-digits"):  # its own n_clusters = 3; told the view's 3 classes
+        runs.execute(params, "baselines", run, progress=False)
+        assert "warnings" not in io.read_json(io.run_dir("smoke", run) / "run.json")
     assert "warning" not in capsys.readouterr().err
+
+
+def test_open_set_runs_get_no_warning():
+    """Hi-LANDER is told the whole view's classes and scored on the unseen split's, by design."""
+    class Own:
+        n_clusters = 6
+
+    view = View(points(30), np.arange(30) % 3, np.zeros(30, np.uint8), np.arange(30))
+    assert runs.class_warnings("r", "v", view, None, Own(), "open-set clustering") == []
+    assert runs.class_warnings("r", "v", view, None, Own(), "clustering") == [  # the same run, were it clustering
+        "run r: the 30 rows of view v it is scored on hold 3 classes, fewer than the 6 clusters it asks for "
+        "(n_clusters = 6): ACC can match at most 3 of them to a class"]
 
 
 # --- embed ------------------------------------------------------------------------------------
