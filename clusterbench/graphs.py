@@ -1,9 +1,10 @@
 """kNN graphs (faiss) and the edge weightings the papers build on them.
 
 The knn stage stores, per view, each point's k nearest neighbours (self excluded) and their
-Euclidean distances. Weightings are pure functions of those arrays, so a method can derive
-ConstellationNet's inverse-distance edges, a heat kernel, or LNSCC's locally normalised
-softmax from the same cached graph.
+Euclidean distances, and the content hash of the view's features (``io.features_sha256``), so
+a run refuses a graph built from other or older features. Weightings are pure functions of
+those arrays, so a method can derive ConstellationNet's inverse-distance edges, a heat kernel,
+or LNSCC's locally normalised softmax from the same cached graph.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from . import checks, io
 class KnnGraph:
     indices: np.ndarray  # (N, k) int64, neighbours sorted by distance, self excluded
     distances: np.ndarray  # (N, k) float32 Euclidean distances
+    view_sha256: str | None = None  # io.features_sha256 of the features it was built from (None: unknown)
 
     @property
     def n(self) -> int:
@@ -33,15 +35,17 @@ class KnnGraph:
         if k > self.k:
             raise ValueError(f"graph has k={self.k} neighbours per node, {k} were asked for: "
                              f"raise model.k in params.yaml to at least {k}")
-        return KnnGraph(self.indices[:, :k], self.distances[:, :k])
+        return KnnGraph(self.indices[:, :k], self.distances[:, :k], self.view_sha256)
 
     def save(self, path) -> None:
-        io.write_npz(path, indices=self.indices, distances=self.distances)
+        stamp = {} if self.view_sha256 is None else {"view_sha256": np.asarray(self.view_sha256)}
+        io.write_npz(path, indices=self.indices, distances=self.distances, **stamp)
 
     @classmethod
     def load(cls, path) -> "KnnGraph":
+        """A graph file; one written before graphs recorded their view loads with view_sha256 None."""
         d = io.read_npz(path)
-        return cls(d["indices"], d["distances"])
+        return cls(d["indices"], d["distances"], str(d["view_sha256"]) if "view_sha256" in d else None)
 
 
 def faiss_gpu_available() -> bool:
@@ -98,6 +102,14 @@ def knn(x: np.ndarray, k: int, queries: np.ndarray | None = None, use_gpu: bool 
         dist_out[start:stop] = np.sqrt(np.maximum(dist, 0.0))
     _refuse_missing_neighbours(idx_out, dist_out, n, label)
     return KnnGraph(idx_out, dist_out)
+
+
+def view_graph(x: np.ndarray, k: int, **kwargs) -> KnnGraph:
+    """The kNN graph of a view's features (what the knn stage stores): ``knn`` plus the hash of
+    ``x``, which runs compare with the view they load (checks.check_graph)."""
+    graph = knn(x, k, **kwargs)
+    graph.view_sha256 = io.features_sha256(x)
+    return graph
 
 
 def _refuse_missing_neighbours(idx: np.ndarray, dist: np.ndarray, n: int, label: str) -> None:

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -161,6 +162,36 @@ def file_hash(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def features_sha256(x: Any) -> str:
+    """Content hash of a feature matrix: dtype, shape and its bytes in C order.
+
+    A kNN graph records it for the view it was built from, so a run can tell a graph of stale
+    or other features from the graph of its view (row counts alone cannot). sha256 runs at about
+    1 GB/s: a 70,000 x 784 float32 view (220 MB) takes ~0.2 s, no copy when ``x`` is contiguous.
+    """
+    x = np.ascontiguousarray(x)
+    h = hashlib.sha256(f"{x.dtype.str} {tuple(x.shape)}\n".encode())
+    h.update(x.reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def npz_member_sha256(path: str | os.PathLike, key: str = "X") -> str:
+    """features_sha256 of the array ``key`` stored in an .npz, streamed from the archive: the
+    array is never held whole (a run whose graph is of another view hashes that view this way)."""
+    with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as fh:
+        version = np.lib.format.read_magic(fh)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version in readers:
+            shape, fortran_order, dtype = readers[version](fh)
+            if not fortran_order and not dtype.hasobject:  # the stored bytes are the C-order bytes
+                h = hashlib.sha256(f"{dtype.str} {tuple(shape)}\n".encode())
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(block)
+                return h.hexdigest()
+    with np.load(path, allow_pickle=False) as data:  # rare layouts: load the member and hash it
+        return features_sha256(data[key])
 
 
 def _json_default(obj: Any) -> Any:

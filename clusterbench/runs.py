@@ -6,6 +6,7 @@ seed, training history) and, when the method learns one, ``embedding.npz`` of th
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -28,7 +29,11 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
     view, eval_rows = load_run_view(run)
     graph = KnnGraph.load(io.graph_path(run.profile, run.graph)) if block == "train" else None
     checks.check_view(view, name=run.view)  # NaN/empty views stop here, not in scikit-learn or faiss
-    checks.check_fits(view, run.view, config, graph, getattr(run, "graph", None))
+    warnings = class_warnings(name, run.view, view, eval_rows, config, impl.TASK)
+    checks.check_fits(view, run.view, config, graph, getattr(run, "graph", None),
+                      graph_view_sha256(run, view) if graph is not None else None)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     # Baselines run on CPU unless they declare they can use an accelerator (the deep ones).
     device = pick_device() if block == "train" or getattr(impl, "USES_DEVICE", False) else "cpu"
     n_clusters = view.n_clusters
@@ -76,6 +81,8 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
                      "threads": os.environ.get("OMP_NUM_THREADS"), "seed_jobs": jobs,
                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         }
+        if warnings:  # only then: run.json of every other run is unchanged
+            record["warnings"] = warnings
         io.write_json(out / "run.json", record)
     return record
 
@@ -91,6 +98,59 @@ def load_run_view(run) -> tuple[View, np.ndarray | None]:
     if len(rows) == 0:
         raise checks.DataError(f"{run.view}: eval_split test, but the view has no test rows (split 1)")
     return View(view.X[rows], view.y[rows], view.split[rows], view.index[rows], view.image_shape, view.meta), rows
+
+
+def class_warnings(name: str, view_name: str, view: View, eval_rows: np.ndarray | None, config, task: str) -> list[str]:
+    """The classes of the rows a run is scored on (``view`` as load_run_view returns it: all rows,
+    or the test split), checked before any seed runs; it only counts classes and hands the method
+    nothing (its view and number of clusters are as before). Fewer than 2 classes: refused
+    (DataError), every metric would read 1.0 and mean nothing (a whole view of one class is
+    refused by check_fits, which names its rebuild).
+    Fewer classes than the clusters the run asks for (its config's own ``n_clusters``, else for a
+    clustering method the number it is told): run, with a warning (over-clustering is a choice a
+    user may make). Open-set runs are not warned: told the whole view's classes and scored, by
+    design, on the unseen split's, they find their number of clusters themselves."""
+    classes = np.unique(view.y[view.y >= 0])
+    if eval_rows is not None and len(classes) < 2:
+        held = "no labelled rows" if len(classes) == 0 else f"one class (label {int(classes[0])})"
+        raise checks.DataError(f"run {name}: the test split of view {view_name} (eval_split: test, {len(view.y)} rows) "
+                               f"holds {held}: scores against fewer than 2 classes are meaningless (every metric 1.0 "
+                               f"for one cluster): use a view whose test split has at least 2 classes, or eval_split: "
+                               f"all ({checks.rebuild_view(view_name)})")
+    if task == "open-set clustering" or len(classes) < 2:  # the latter: check_fits refuses it
+        return []
+    own = getattr(config, "n_clusters", None)
+    asked = own or (view.n_clusters if task == "clustering" else None)  # told: equal to the classes, by construction
+    if not asked or len(classes) >= asked:
+        return []
+    rows = f"the {len(view.y)} rows of the test split of view {view_name}" if eval_rows is not None \
+        else f"the {len(view.y)} rows of view {view_name}"
+    setting = f"n_clusters = {own}" if own else "the number it is told"
+    return [f"run {name}: {rows} it is scored on hold {len(classes)} classes, fewer than the {asked} clusters it asks "
+            f"for ({setting}): ACC can match at most {len(classes)} of them to a class"]
+
+
+def graph_view_sha256(run, view: View) -> str | None:
+    """The features hash a train run's graph must carry. None when the graph is of the run's own
+    view (check_fits hashes the loaded features); else that of the graph's view file, streamed,
+    once it is known to hold the same dataset rows in the same order as the run's view (e.g.
+    UMAP features over the raw-pixel graph)."""
+    if run.graph == run.view:
+        return None
+    path = io.view_path(run.profile, run.graph)
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            index, dataset = stored["index"], json.loads(str(stored["meta"])).get("dataset")
+    except FileNotFoundError:
+        raise checks.DataError(f"graph {run.graph}: its view file {path} is missing: rebuild it "
+                               f"(dvc repro embed@{run.graph} knn@{run.graph})") from None
+    own_dataset = view.meta.get("dataset")
+    if not np.array_equal(index, view.index) or dataset != own_dataset:
+        raise checks.DataError(f"graph {run.graph} is of view {run.graph} ({dataset}, {len(index)} rows), whose rows "
+                               f"are not those of view {run.view} ({own_dataset}, {len(view.index)} rows): "
+                               f"a run's graph must be of a view of the same dataset and profile; rebuild both "
+                               f"(dvc repro embed@{run.view} embed@{run.graph} knn@{run.graph})")
+    return io.npz_member_sha256(path, "X")
 
 
 def seed_jobs() -> int:

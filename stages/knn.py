@@ -15,7 +15,7 @@ def main() -> None:
     k, setting = settings["k"], settings["k_from"]
     view = View.load(io.view_path(settings["profile"], args.view))
     checks.check_view(view, args.view)
-    graph = graphs.knn(view.X, k, label=f"view {args.view}", setting=setting)
+    graph = graphs.view_graph(view.X, k, label=f"view {args.view}", setting=setting)
     graph.save(io.graph_path(settings["profile"], args.view))
     print(f"{args.view}: {graph.n} nodes, k={graph.k}, gpu={graphs.faiss_gpu_available()}")
 

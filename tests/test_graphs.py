@@ -1,8 +1,10 @@
 """Known-answer tests for the kNN builder and the edge weightings."""
+import hashlib
+
 import numpy as np
 import pytest
 
-from clusterbench import graphs
+from clusterbench import graphs, io
 from clusterbench.checks import DataError
 
 LINE = np.array([[0.0], [1.0], [3.0], [7.0]], dtype=np.float32)
@@ -117,3 +119,39 @@ def test_edge_index_points_messages_from_neighbour_to_node():
     assert ei.tolist() == [[1, 2, 0], [0, 1, 2]]
     sym = graphs.edge_index(np.array([[1], [0], [0]]), symmetric=True)
     assert {tuple(e) for e in sym.T} == {(0, 1), (1, 0), (0, 2), (2, 0)}
+
+
+# --- the view a graph was built from ------------------------------------------------------------
+
+def test_view_graph_records_the_features_hash_through_save_load_and_truncate(tmp_path):
+    g = graphs.view_graph(LINE, 2, use_gpu=False)
+    assert g.view_sha256 == io.features_sha256(LINE) and graphs.knn(LINE, 2, use_gpu=False).view_sha256 is None
+    g.save(tmp_path / "g.npz")
+    back = graphs.KnnGraph.load(tmp_path / "g.npz")
+    assert back.view_sha256 == g.view_sha256 and back.truncate(1).view_sha256 == g.view_sha256
+
+
+def test_a_graph_file_without_the_hash_loads_as_unknown(tmp_path):
+    """Graph files written before graphs recorded their view: loadable, hash None (runs refuse them)."""
+    io.write_npz(tmp_path / "old.npz", indices=np.zeros((4, 2), np.int64), distances=np.zeros((4, 2), np.float32))
+    assert graphs.KnnGraph.load(tmp_path / "old.npz").view_sha256 is None
+
+
+def test_features_hash_known_answer_and_what_it_tells_apart():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    expected = hashlib.sha256(b"<f4 (2, 3)\n" + x.tobytes()).hexdigest()
+    assert io.features_sha256(x) == expected
+    assert io.features_sha256(np.asfortranarray(x)) == expected  # the values, not the memory layout
+    assert io.features_sha256(x.reshape(3, 2)) != expected  # same bytes, other shape
+    assert io.features_sha256(x.view(np.int32)) != expected  # same bytes, other dtype
+    y = x.copy()
+    y[1, 2] = np.nextafter(y[1, 2], np.float32(10))
+    assert io.features_sha256(y) != expected  # one ulp in one value
+
+
+@pytest.mark.parametrize("layout", [np.ascontiguousarray, np.asfortranarray])
+def test_streamed_hash_of_a_stored_view_equals_the_hash_of_its_loaded_features(tmp_path, layout):
+    x = layout(np.random.default_rng(0).normal(size=(300, 7)).astype(np.float32))
+    io.write_npz(tmp_path / "v.npz", X=x, y=np.zeros(300, np.int64))
+    assert io.npz_member_sha256(tmp_path / "v.npz", "X") == io.features_sha256(x) == io.features_sha256(
+        io.read_npz(tmp_path / "v.npz")["X"])

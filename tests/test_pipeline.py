@@ -55,7 +55,7 @@ def test_in_process_pipeline_scores_and_records_costs(workdir):
     rows = datasets.stratified_subsample(arrays.y, 300, 0)
     view = embeddings.build_view(arrays, rows, [{"backend": "raw"}])
     view.save(io.view_path("smoke", "smoke-digits-raw"))
-    graphs.knn(view.X, 10).save(io.graph_path("smoke", "smoke-digits-raw"))
+    graphs.view_graph(view.X, 10).save(io.graph_path("smoke", "smoke-digits-raw"))
     first = runs.execute(params, "baselines", "smoke-kmeans-digits", progress=False)
     labels_a = io.read_npz(io.run_dir("smoke", "smoke-kmeans-digits") / "predictions.npz")["labels"]
     runs.execute(params, "baselines", "smoke-kmeans-digits", progress=False)
@@ -85,7 +85,7 @@ def test_seeds_side_by_side_give_the_same_run_as_one_after_another(workdir, monk
     arrays = datasets.prepare("digits", io.dataset_dir("digits"), datasets.Fetcher(offline=True, progress=False))
     view = embeddings.build_view(arrays, datasets.stratified_subsample(arrays.y, 300, 0), [{"backend": "raw"}])
     view.save(io.view_path("smoke", "smoke-digits-raw"))
-    graphs.knn(view.X, 10).save(io.graph_path("smoke", "smoke-digits-raw"))
+    graphs.view_graph(view.X, 10).save(io.graph_path("smoke", "smoke-digits-raw"))
     for block, name in (("baselines", "smoke-kmeans-digits"), ("train", "smoke-lnscc-digits")):
         outputs = []
         for jobs in ("1", "2"):
