@@ -342,7 +342,7 @@ def _stage1_file(config: Config, seed: int) -> Path:
 
 def _load_stage1(model: Stage1Network, config: Config, fingerprint: dict, seed: int) -> dict:
     path = _stage1_file(config, seed)
-    state = checkpoints.load(path)
+    state = checkpoints.load(path, fix="re-run the stage-1 run that wrote it (or drop stage1_from)")
     theirs = state.get("fingerprint", {})
     differ = sorted(k for k in set(theirs.get("settings", {})) | set(fingerprint["settings"])
                     if theirs.get("settings", {}).get(k) != fingerprint["settings"].get(k))
@@ -360,7 +360,7 @@ def _init_backbone_from(model: Stage1Network, path: str, seed: int = 0) -> None:
         file = file / f"seed-{seed}" / "checkpoints" / "cc-epoch1000.pt"
     if not file.is_file():
         raise FileNotFoundError(f"backbone_from: no CC checkpoint at {file}")
-    weights = checkpoints.load(file)["model"]
+    weights = checkpoints.load(file, fix="re-run the cc run that wrote it (or drop backbone_from)")["model"]
     own = model.state_dict()
     take = {k: v for k, v in weights.items() if k.startswith(("backbone.", "instance_projector.")) and k in own}
     if not any(k.startswith("backbone.") for k in take):
