@@ -9,6 +9,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 
 def peak_rss_mb() -> float:
@@ -80,3 +81,70 @@ def check_memory(needed_bytes: float, what: str, hint: str = "") -> None:
         msg = (f"{what} would need about {needed_bytes / gib:.1f} GiB of memory, "
                f"but only {avail / gib:.1f} GiB is available (limit: 80%).")
         raise MemoryError(msg + (f" {hint}" if hint else ""))
+
+
+# --- refusing a configuration before it allocates ------------------------------------------------
+
+GiB = float(1 << 30)
+MEMORY_FRACTION = 0.8  # the share of the available memory a run may plan to use
+
+
+def format_bytes(n: float) -> str:
+    return f"{n / GiB:,.1f} GiB" if n >= 0.1 * GiB else f"{n / (1 << 20):,.1f} MiB"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One allocation a configuration will make: its estimated bytes, what it is, and the
+    settings that size it (empty: sized by the data alone). ``on_device``: it lives on the run's
+    device (the GPU when the run has one), else in host memory."""
+
+    what: str
+    nbytes: float
+    settings: tuple[tuple[str, Any], ...] = ()
+    on_device: bool = True
+
+
+def available_device_memory_bytes(device) -> int | None:
+    """Free memory of a CUDA device, counting what torch's caching allocator holds but does not use
+    (a previous seed's freed tensors); None for the CPU."""
+    if not str(device).startswith("cuda"):
+        return None
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+
+
+def _describe(settings: tuple[tuple[str, Any], ...]) -> str:
+    return ", ".join(f"{name} = {value}" for name, value in settings)
+
+
+def check_costs(method: str, costs: Iterable[Cost], device=None) -> float:
+    """Refuse (MemoryError, one line) a configuration whose estimated allocations exceed
+    ``MEMORY_FRACTION`` of the available memory, before any of them is made: a bad width or batch
+    size then costs one line naming the setting, not an allocator traceback or the OOM killer.
+
+    The line names the setting(s) of the largest cost that has settings, its estimate, the total
+    and the limit. Costs are grouped by where they live: host memory, and the GPU's memory when
+    ``device`` is a CUDA device. Returns the total estimate (bytes)."""
+    costs = [c for c in costs if c.nbytes > 0]
+    gpu = available_device_memory_bytes(device) if device is not None else None
+    places = [("", [c for c in costs if gpu is None or not c.on_device], available_memory_bytes())]
+    if gpu is not None:
+        places.append((f" on {device}", [c for c in costs if c.on_device], gpu))
+    total_all = 0.0
+    for where, group, avail in places:
+        total = float(sum(c.nbytes for c in group))
+        total_all += total
+        limit = MEMORY_FRACTION * avail
+        if total <= limit:
+            continue
+        named = [c for c in group if c.settings] or group
+        worst = max(named, key=lambda c: c.nbytes)
+        names = " or ".join(name for name, _ in worst.settings)
+        raise MemoryError(
+            f"{method}: {_describe(worst.settings) or 'this data'} would need about {format_bytes(total)}{where} "
+            f"({worst.what}: {format_bytes(worst.nbytes)}), more than the limit of {format_bytes(limit)} "
+            f"({MEMORY_FRACTION:.0%} of the {format_bytes(avail)} available){f': lower {names}' if names else ''}")
+    return total_all

@@ -241,6 +241,83 @@ def test_feature_pickle_refuses_code_and_bad_shapes():
         parse_features_pickle(_io.BytesIO(_pickle_bytes(np.zeros((3, 2)), np.zeros(2, int))))
 
 
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_feature_pickles_of_every_protocol_round_trip_exactly(protocol):
+    """Protocol 2 writes array bytes through _codecs.encode, 5 through numpy._core.numeric._frombuffer:
+    both were refused before; each protocol must give back exactly the arrays pickled."""
+    from clusterbench.datasets.parsers import load_array_pickle
+
+    rng = np.random.default_rng(protocol)
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    y = np.array([5, 0, 0, 2, 9, 9], dtype=np.int64)
+    gx, gy = parse_features_pickle(_io.BytesIO(pickle.dumps((x, y), protocol=protocol)))
+    assert gx.dtype == np.float32 and np.array_equal(gx, x) and np.array_equal(gy, y)
+    data = {"features": np.asfortranarray(x), "labels": y, "big_endian": x.astype(">f8"), "empty": x[:0],
+            "scalars": [np.float32(1.5), np.int64(-3)], "meta": ("name", 3, 2.5, None, [True])}
+    got = load_array_pickle(_io.BytesIO(pickle.dumps(data, protocol=protocol)))
+    assert got.keys() == data.keys() and got["meta"] == data["meta"]
+    for key in ("features", "labels", "big_endian", "empty"):
+        assert got[key].dtype == data[key].dtype and got[key].shape == data[key].shape
+        assert np.array_equal(got[key], data[key])
+    assert got["scalars"] == data["scalars"] and type(got["scalars"][0]) is np.float32
+
+
+def test_python2_numpy1_module_names_are_read():
+    """CIFAR's batches and older example pickles name numpy.core.*, not numpy._core.*."""
+    from clusterbench.datasets.parsers import load_array_pickle
+
+    x = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    raw = pickle.dumps({"data": x, "labels": [1, 2]}, protocol=2).replace(b"numpy._core", b"numpy.core")
+    assert b"numpy.core.multiarray" in raw
+    got = load_array_pickle(_io.BytesIO(raw), encoding="latin1")
+    assert np.array_equal(got["data"], x) and got["labels"] == [1, 2]
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+@pytest.mark.parametrize("target", ["os.system", "builtins.eval"])
+def test_feature_pickle_asking_for_code_is_refused_and_nothing_runs(tmp_path, protocol, target):
+    import os
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            if target == "os.system":
+                return (os.system, (f"touch {marker}",))
+            return (eval, (f"open({str(marker)!r}, 'w').close()",))
+
+    payload = pickle.dumps((Evil(), np.zeros(2)), protocol=protocol)
+    with pytest.raises(ValueError) as err:
+        parse_features_pickle(_io.BytesIO(payload), "f.pkl")
+    message = str(err.value)
+    assert "\n" not in message and "refusing" in message
+    assert ("system" in message) if target == "os.system" else ("eval" in message)
+    assert not marker.exists()
+
+
+def test_object_arrays_and_forged_dtype_flags_are_refused():
+    """An object array's items, or a dtype whose flags are edited to claim Python objects (numpy
+    would then read raw bytes as object pointers), never reach numpy's __setstate__."""
+    from clusterbench.datasets.parsers import load_array_pickle
+
+    with pytest.raises(pickle.UnpicklingError, match="dtype 'O8'"):
+        load_array_pickle(_io.BytesIO(pickle.dumps(np.array([1, "a"], dtype=object))))
+
+    class ForgedDtype:  # a void dtype whose state sets the "holds Python objects" flags (63)
+        def __reduce__(self):
+            return (np.dtype, ("V8", False, True), (3, "|", None, None, None, 8, 1, 63))
+
+    class ForgedArray:  # one item of raw bytes that numpy would take for an object pointer
+        def __reduce__(self):
+            return (np._core.multiarray._reconstruct, (np.ndarray, (0,), b"b"),
+                    (1, (1,), ForgedDtype(), False, b"A" * 8))
+
+    forged = pickle.dumps([ForgedArray()], protocol=4)
+    assert b"_reconstruct" in forged and b"ForgedArray" not in forged
+    with pytest.raises(pickle.UnpicklingError, match="dtype 'V8'"):
+        load_array_pickle(_io.BytesIO(forged))
+
+
 def test_pin_first_records_then_verifies(tmp_path, monkeypatch):
     monkeypatch.delenv("CLUSTERBENCH_MIRROR", raising=False)
     mirror = tmp_path / "mirror" / "hilander"

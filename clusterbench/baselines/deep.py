@@ -334,7 +334,9 @@ def pretrained_autoencoder(ctx: RunContext, config: AutoencoderConfig):
     path = CACHE_DIR / f"{key}.pt"
     if config.cache_pretrained and path.is_file():
         ae = Autoencoder(d, list(config.hidden), config.embedding_dim or ctx.n_clusters).to(device)
-        stored = torch.load(path, map_location=device)
+        from ..methods import checkpoints  # weights-only: a cache file never runs code
+
+        stored = checkpoints.load(path, fix=f"delete {path} (a cached pretraining) to pretrain again")
         ae.load_state_dict(stored["state"])
         return ae, x, float(stored["epochs"]), True
     ae, epochs = pretrain(x, config, ctx.n_clusters, ctx.seed, device, ctx.progress, ctx.log)

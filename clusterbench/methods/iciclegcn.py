@@ -35,10 +35,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
-from .. import graphs
+from .. import graphs, resources
 from . import Result, RunContext, checkpoints, contrastive
-from .cc import (ContrastiveConfig, build_backbone, code_fingerprint, count_parameters, make_trainer,
-                 forward_all, mlp_head, set_threads, training_fingerprint, view_images)
+from .cc import (BACKBONE_DIM, ContrastiveConfig, build_backbone, code_fingerprint, count_parameters, make_trainer,
+                 forward_all, memory_costs as contrastive_costs, mlp_head, set_threads, training_fingerprint,
+                 view_images)
 
 TASK = "clustering"
 GCN_LAYERS = 5
@@ -342,7 +343,7 @@ def _stage1_file(config: Config, seed: int) -> Path:
 
 def _load_stage1(model: Stage1Network, config: Config, fingerprint: dict, seed: int) -> dict:
     path = _stage1_file(config, seed)
-    state = checkpoints.load(path)
+    state = checkpoints.load(path, fix="re-run the stage-1 run that wrote it (or drop stage1_from)")
     theirs = state.get("fingerprint", {})
     differ = sorted(k for k in set(theirs.get("settings", {})) | set(fingerprint["settings"])
                     if theirs.get("settings", {}).get(k) != fingerprint["settings"].get(k))
@@ -360,7 +361,7 @@ def _init_backbone_from(model: Stage1Network, path: str, seed: int = 0) -> None:
         file = file / f"seed-{seed}" / "checkpoints" / "cc-epoch1000.pt"
     if not file.is_file():
         raise FileNotFoundError(f"backbone_from: no CC checkpoint at {file}")
-    weights = checkpoints.load(file)["model"]
+    weights = checkpoints.load(file, fix="re-run the cc run that wrote it (or drop backbone_from)")["model"]
     own = model.state_dict()
     take = {k: v for k, v in weights.items() if k.startswith(("backbone.", "instance_projector.")) and k in own}
     if not any(k.startswith("backbone.") for k in take):
@@ -463,9 +464,42 @@ def train_stage2(ctx: RunContext, config: Config, model: Stage1Network, images: 
     return probs.cpu().numpy(), h.float().cpu().numpy(), history, extra
 
 
+def memory_costs(config: Config, images_shape: tuple[int, ...], device, n_clusters: int) -> list[resources.Cost]:
+    """CC's costs (cc.memory_costs) plus IcicleGCN's own, sized by ``ae_hidden``: the autoencoder
+    (encoder and mirrored decoder) and the GCN streams with gradients and Adam state, their
+    activations in a stage-1 step, and stage 2's full-batch pass over all N rows (every layer of
+    the autoencoder's encoder and decoder, of each stream and its fusion, and their gradients)."""
+    n = images_shape[0]
+    rep = BACKBONE_DIM[config.backbone]
+    dims = [rep, *config.ae_hidden, n_clusters]
+    layer_weights = sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+    streams = len(config.knn_sizes)
+    if config.cluster_head == "autoencoder":
+        heads = rep * rep + rep * config.feature_dim
+    else:
+        heads = 2 * rep * rep + rep * (config.feature_dim + n_clusters)
+    costs = contrastive_costs(config, images_shape, device, heads)
+    ae = (("ae_hidden", list(config.ae_hidden)),)
+    width = sum(dims)
+    if config.cluster_head == "autoencoder" or config.stage2:
+        costs.append(resources.Cost("the autoencoder with gradients and Adam state", 2 * layer_weights * 4 * 4, ae))
+    if config.cluster_head == "autoencoder":  # two views, encoder and decoder, with gradients
+        costs.append(resources.Cost("the autoencoder's activations in a stage-1 step",
+                                    2 * min(config.batch_size, n) * width * 2 * 4 * 3, ae))
+    if config.stage2:
+        costs.append(resources.Cost("the GCN streams with gradients and Adam state",
+                                    streams * (layer_weights + n_clusters * n_clusters) * 4 * 4, ae))
+        costs.append(resources.Cost(f"stage 2's full-batch pass over {n:,} rows",
+                                    n * width * 4 * (2 + 2 * streams) * 2 + n * max(config.knn_sizes or [0]) * 24 * 2,
+                                    ae))
+    return costs
+
+
 def fit_predict(ctx: RunContext, config: Config) -> Result:
     set_threads(config)
     images = view_images(ctx)
+    resources.check_costs("iciclegcn", memory_costs(config, tuple(images.shape), ctx.device, ctx.n_clusters),
+                          ctx.device)
     start = time.perf_counter()
     model, history, extra = train_stage1(ctx, config, images)
     extra["stage1_s"] = round(time.perf_counter() - start, 3)

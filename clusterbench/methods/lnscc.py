@@ -57,7 +57,7 @@ class Config(MethodConfig):
     weight_decay: float = Field(5e-4, ge=0)
     batch_size: int = Field(200, ge=1, description="sample pairs per SGD step")
     alpha: float = Field(2.0, gt=0, description="over-sampling balance of Q^{im+} (eq. 6)")
-    beta: float = Field(5.0, ge=0, description="|E^{dis}| = beta |E^{im+}| (eq. 16)")
+    beta: float = Field(5.0, ge=0, allow_inf_nan=False, description="|E^{dis}| = beta |E^{im+}| (eq. 16)")
     gamma: float = Field(1.0, ge=0, description="weight of the cluster-balance term (eq. 18)")
     delta: float = Field(0.05, ge=0, description="eta = min(delta n_i, xi) (eq. 19)")
     xi: float = Field(5.0, ge=0)
@@ -397,19 +397,64 @@ def build_pair_sets(graph: graphs.KnnGraph, config: Config) -> PairSets:
 
 
 def check_pair_budget(qa: QuantityAugmentation, n_dis: int, n_rows: int, n_edges: int, config: Config) -> None:
-    """Refuse, before anything is allocated, a view whose augmented pair sets exceed ``max_pairs``."""
+    """Refuse, before anything is allocated, a view whose augmented pair sets exceed ``max_pairs``.
+
+    The line names the cause: ``beta`` when the view would fit at the default beta (|E^dis| =
+    beta |E^im+| is what grew), else the neighbour distances' scale (the copy counts exploded)."""
     from ..checks import DataError
 
     n_fixed = (int(qa.im_pos.sum()) + int(qa.im_neg.sum()) if config.use_im else 0) + (int(qa.ba.sum()) if config.use_ba else 0)
     total = n_fixed + n_dis
-    if total > config.max_pairs:
+    if total <= config.max_pairs:
+        return
+    default_beta = float(Config.model_fields["beta"].default)
+    n_im_pos = int(qa.im_pos.sum())
+    if config.use_dis and config.beta > default_beta and n_fixed + round(default_beta * n_im_pos) <= config.max_pairs:
+        most = (config.max_pairs - n_fixed) / n_im_pos if n_im_pos else float("inf")
         raise DataError(
-            f"lnscc: the view ({n_rows} rows, {n_edges} edges, A_max = {qa.a_max:.6f}) needs {total:,} augmented pairs "
-            f"per epoch (~{total * 24 / 2**30:.1f} GiB), more than max_pairs = {config.max_pairs:,}: its neighbour "
-            f"distances are large compared with 1, so softmax(-D) is nearly one-hot and the copy counts "
-            f"Q^im+ = floor(alpha A_max / (1 - A)) (A -> 1) and Q^im- = floor((1 - A)_max / A) (A -> 0) "
-            f"explode; rescale the view's features (e.g. to [0, 1]; or graph_distance_unit: median) or lower "
-            f"max_copies (now {config.max_copies}) or raise max_pairs")
+            f"lnscc: beta = {config.beta:g} asks for |E^dis| = beta |E^im+| = {n_dis:,} disconnected pairs per epoch "
+            f"({total:,} pairs with the other sets, ~{total * 24 / 2**30:.1f} GiB), more than max_pairs = "
+            f"{config.max_pairs:,}: lower beta (at most {most:.4g} on this view, {n_im_pos:,} E^im+ pairs) "
+            f"or raise max_pairs")
+    raise DataError(
+        f"lnscc: the view ({n_rows} rows, {n_edges} edges, A_max = {qa.a_max:.6f}) needs {total:,} augmented pairs "
+        f"per epoch (~{total * 24 / 2**30:.1f} GiB), more than max_pairs = {config.max_pairs:,}: its neighbour "
+        f"distances are large compared with 1, so softmax(-D) is nearly one-hot and the copy counts "
+        f"Q^im+ = floor(alpha A_max / (1 - A)) (A -> 1) and Q^im- = floor((1 - A)_max / A) (A -> 0) "
+        f"explode; rescale the view's features (e.g. to [0, 1]; or graph_distance_unit: median) or lower "
+        f"max_copies (now {config.max_copies}) or raise max_pairs")
+
+
+def memory_costs(config: Config, sets: PairSets, n_fit: int, in_dim: int, n_clusters: int) -> list:
+    """The large allocations of a run, for ``resources.check_costs`` before any is made: the
+    features, the epoch's pair tables (the sets, their shuffled union, per-set copies, the device
+    copy), the model with its gradients and SGD momentum (``encoder_dims``), and one step's pairs
+    with the encoder activations of their samples (``batch_size`` pairs from every pair set under
+    per_set batching, so a huge batch_size is refused here, not by the allocator). Per pair: its
+    (i, j, kind) row, offsets and inverse indices (~64 bytes), Z_i and Z_j gathered, their
+    difference and square with gradients (~8 x embedding_dim floats)."""
+    from ..resources import Cost
+
+    widths = [in_dim, *config.encoder_dims, config.embedding_dim]
+    head = ([config.embedding_dim, config.head_hidden, n_clusters] if config.head_hidden
+            else [config.embedding_dim, n_clusters])
+    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) + sum(a * b + b for a, b in zip(head[:-1], head[1:]))
+    n_pairs = len(sets.fixed) + sets.n_dis
+    sizes = sets.sizes()
+    n_sets = sum(1 for kind in KIND_NAMES if sizes[kind])
+    step_pairs = config.batch_size * max(n_sets, 1) if config.batching == "per_set" else min(config.batch_size, n_pairs)
+    step_nodes = min(n_fit, 2 * step_pairs)
+    per_pair = 64 + 8 * config.embedding_dim * 4 + 48
+    per_node = (sum(widths) + sum(head)) * 4 * 3  # inputs, activations and their gradients
+    return [
+        Cost("the view's features", n_fit * in_dim * 4 * 2),
+        Cost(f"the epoch's {n_pairs:,} augmented pairs, shuffled and on the device", n_pairs * 24 * 4,
+             (("max_pairs", config.max_pairs),)),
+        Cost("the encoder and head with gradients and SGD momentum", params * 4 * 3,
+             (("encoder_dims", list(config.encoder_dims)), ("embedding_dim", config.embedding_dim))),
+        Cost(f"one step's {step_pairs:,} pairs and the activations of their {step_nodes:,} samples",
+             step_pairs * per_pair + step_nodes * per_node + config.batch_size * 8, (("batch_size", config.batch_size),)),
+    ]
 
 
 def epoch_pairs(sets: PairSets, dis: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
@@ -533,6 +578,9 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     graph = neighbours_within(ctx.graph, fit_rows, config.n_neighbors, x_all)
     sets = build_pair_sets(graph, config)
     _warn_if_degenerate(sets)
+    from ..resources import check_costs
+
+    check_costs("lnscc", memory_costs(config, sets, len(fit_rows), x_all.shape[1], ctx.n_clusters), device)
     x_fit = torch.as_tensor(x_all[fit_rows], device=device)
 
     encoder, head = build_model(x_all.shape[1], config, ctx.n_clusters)

@@ -79,3 +79,26 @@ class EpochTimer:
     @property
     def mean(self) -> float:
         return float(np.mean(self.seconds)) if self.seconds else 0.0
+
+
+# --- memory estimates (resources.check_costs, before the model is built) ---------------------------
+
+def gnn_parameter_count(conv: str, in_dim: int, hidden: int, num_layers: int, n_clusters: int) -> int:
+    """Weights of the GNN stack and the DMoN head (MLP hidden -> hidden -> k): the conv's linear
+    maps (GIN's MLP has two per layer), ignoring biases, norms and attention vectors."""
+    first, rest = in_dim * hidden, (num_layers - 1) * hidden * hidden
+    if conv == "gin":
+        first, rest = first + hidden * hidden, 2 * rest
+    return first + rest + hidden * hidden + hidden * n_clusters + 4 * num_layers * hidden
+
+
+def subgraph_nodes(n: int, k: int, batch_size: int, fanouts: list[int]) -> int:
+    """Most nodes a sampled subgraph can hold: the seeds and their sampled in-neighbours per hop
+    (-1: all k), never more than the graph."""
+    nodes = total = min(batch_size, n)
+    for fanout in fanouts:
+        nodes *= k if fanout == -1 else min(fanout, k)
+        total += nodes
+        if total >= n:
+            return n
+    return total

@@ -35,8 +35,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from tqdm.auto import tqdm
 
+from ... import resources
 from .. import Result, RunContext
-from .common import EpochTimer, PlateauStop, TrainingConfig, count_parameters, subgraph_tensors
+from .common import (EpochTimer, PlateauStop, TrainingConfig, count_parameters, gnn_parameter_count, subgraph_nodes,
+                     subgraph_tensors)
 from .models import CNNEmbedder, SupervisedConstellationNet, recalibrate_batchnorm
 from .sampling import InNeighbours, inductive_graph, sample_subgraph, seed_batches
 
@@ -79,6 +81,39 @@ def make_split(y: np.ndarray, split: np.ndarray, test_fraction: float, val_fract
     if not len(val) and val_fraction > 0:
         train, val = train_test_split(train, test_size=val_fraction, random_state=seed, stratify=y[train])
     return np.sort(train), np.sort(val), np.sort(test), source
+
+
+def memory_costs(config: Config, inputs_shape: tuple[int, ...], n_fit: int, k: int,
+                 n_classes: int) -> list[resources.Cost]:
+    """The large allocations of a run, estimated before the model is built. Weights count five
+    times (the weights, gradients, Adam's two moments, the best epoch's copy). The CNN's
+    activations (per image: 280 H W floats through its three convolutions and poolings, twice
+    with gradients) are held for at most ``embed_chunk`` images at a time (checkpointed chunks);
+    the GCN's for every node of a training subgraph (``hidden`` x ``num_layers``)."""
+    n = inputs_shape[0]
+    cnn = config.embedder == "cnn"
+    gnn_in = config.cnn_out if cnn else int(np.prod(inputs_shape[1:]))
+    h, layers = config.hidden, config.num_layers
+    sub = subgraph_nodes(n_fit, k, config.batch_size, config.num_neighbors)
+    costs = [resources.Cost("the node inputs", n * int(np.prod(inputs_shape[1:])) * 4 * 2),
+             resources.Cost("the GCN's weights with gradients, Adam state and the best epoch's copy",
+                            gnn_parameter_count("gcn", gnn_in, h, layers, n_classes) * 4 * 5,
+                            (("hidden", h), ("num_layers", layers))),
+             resources.Cost(f"the GCN's activations ({sub:,}-node training subgraphs, {n:,} nodes at inference)",
+                            max(sub * layers * h * 6, n * h * 4) * 4 + max(sub, n) * k * 24, (("hidden", h),))]
+    if cnn:
+        c, height, width = inputs_shape[1:]
+        flat = 128 * (height // 4) * (width // 4)
+        proj = flat * config.cnn_out if c == 1 else flat * config.cnn_rgb_hidden + config.cnn_rgb_hidden * config.cnn_out
+        sizes = (("cnn_out", config.cnn_out),) if c == 1 else (("cnn_rgb_hidden", config.cnn_rgb_hidden),
+                                                                ("cnn_out", config.cnn_out))
+        costs.append(resources.Cost("the CNN's projection with gradients, Adam state and the best epoch's copy",
+                                    (proj + 128 * 64 * 9 + 64 * 32 * 9) * 4 * 5, sizes))
+        per_image = 280 * height * width * 4 * 2 + (config.cnn_rgb_hidden + config.cnn_out) * 4 * 2
+        chunk = min(config.embed_chunk, max(sub, n))
+        costs.append(resources.Cost(f"the CNN's activations of {chunk:,} images at a time", chunk * per_image,
+                                    (("embed_chunk", config.embed_chunk),)))
+    return costs
 
 
 def _node_inputs(ctx: RunContext, config: Config, rows: np.ndarray, device) -> tuple[np.ndarray, np.ndarray, int]:
@@ -156,6 +191,8 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     rows = np.concatenate([fit, val, test])  # local node ids: fit, then val, then test
     n_fit, n_val = len(fit), len(val)
     inputs_np, graph_x, feature_dim = _node_inputs(ctx, config, rows, device)
+    resources.check_costs("constellationnet-supervised", memory_costs(config, inputs_np.shape, n_fit, k, ctx.n_clusters),
+                          device)
     graph = inductive_graph(np.asarray(graph_x[:n_fit], np.float32), np.asarray(graph_x[n_fit:], np.float32), k)
     n_classes = ctx.n_clusters
     y_fit = torch.from_numpy(y[fit]).to(device)

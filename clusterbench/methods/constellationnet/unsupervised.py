@@ -29,8 +29,9 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from .. import Result, RunContext
+from ... import resources
 from .common import (EpochTimer, PlateauStop, TrainingConfig, count_parameters, full_graph_tensors,
-                     subgraph_tensors)
+                     gnn_parameter_count, subgraph_nodes, subgraph_tensors)
 from .models import (ConstellationGNN, adjacency_edges, check_hidden, dense_adjacency, dmon_losses,
                      recalibrate_batchnorm)
 from .sampling import InNeighbours, sample_subgraph, seed_batches
@@ -70,6 +71,31 @@ def build_model(config: Config, in_dim: int, n_clusters: int) -> ConstellationGN
     check_hidden(config.conv, hidden, config.gat_heads, config.sgat_heads)
     return ConstellationGNN(config.conv, in_dim, hidden, config.num_layers, n_clusters, config.dropout,
                             config.edge_weights, config.gat_heads, config.sgat_heads)
+
+
+def memory_costs(config: Config, n: int, in_dim: int, k: int, n_clusters: int) -> list[resources.Cost]:
+    """The large allocations of a run, estimated before the model is built: the weights with their
+    gradients and Adam's two moments (``hidden`` x ``num_layers``), the activations of a training
+    step on a sampled subgraph or of full-graph inference, whichever is larger (per node and layer:
+    conv output, BatchNorm, ReLU, dropout and their gradients), and DMoN's dense adjacency."""
+    h, layers = hidden_size(config, in_dim), config.num_layers
+    heads = {"gat": config.gat_heads, "sgat": config.sgat_heads}.get(config.conv, 1)
+    width = (("hidden", h), ("num_layers", layers))
+    sub = subgraph_nodes(n, k, config.batch_size, config.num_neighbors)
+    train = sub * (in_dim + layers * h * 6) * 4 + sub * k * (24 + heads * 4 * 6)
+    infer = n * (in_dim + h * 4) * 4 + n * k * (24 + heads * 4 * 3)
+    costs = [resources.Cost("the view's features", n * in_dim * 4),
+             resources.Cost("the GNN's weights with gradients and Adam state",
+                            gnn_parameter_count(config.conv, in_dim, h, layers, n_clusters) * 4 * 4, width)]
+    if train >= infer:
+        costs.append(resources.Cost(f"the activations of a training step ({sub:,}-node subgraphs)", train,
+                                    (("hidden", h), ("batch_size", config.batch_size))))
+    else:
+        costs.append(resources.Cost(f"the activations of inference on all {n:,} nodes", infer, (("hidden", h),)))
+    if config.dmon == "dense":
+        costs.append(resources.Cost(f"DMoN's dense adjacency of {sub:,}-node subgraphs", sub * sub * 4 * 4,
+                                    (("dmon", "dense"), ("batch_size", config.batch_size))))
+    return costs
 
 
 def batch_loss(model: ConstellationGNN, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor,
@@ -141,6 +167,8 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     torch.manual_seed(ctx.seed)
     rng = np.random.default_rng(ctx.seed)
     graph = InNeighbours.from_knn(ctx.graph)
+    resources.check_costs("constellationnet", memory_costs(config, graph.n, x_np.shape[1], graph.k, ctx.n_clusters),
+                          device)
     x = torch.from_numpy(x_np).to(device)
     model = build_model(config, x_np.shape[1], ctx.n_clusters).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
