@@ -101,8 +101,8 @@ def bench_lnscc_steps(x: np.ndarray, steps: int = 100, repeat: int = 3, n_cluste
 
     ``legacy`` is the loop as it was before issue 10 (NumPy batch per step, np.unique,
     boolean-mask per-kind losses, a float() per loss, for-loop SGD, float32, union batches);
-    the other rows switch on today's options one at a time, ending at the default
-    (fast step, bfloat16 products, fused SGD, per-set batches). The variants run interleaved
+    the other rows switch on today's options one at a time, ending at the defaults (fast step,
+    fused SGD, per-set batches; bfloat16 products on a GPU, float32 on the CPU: ``auto``). The variants run interleaved
     ``repeat`` times over the same batches and the best time counts (the machine is shared)."""
     import torch
 
@@ -118,7 +118,8 @@ def bench_lnscc_steps(x: np.ndarray, steps: int = 100, repeat: int = 3, n_cluste
         "fast (float32, foreach, union)": lnscc.Config(**first),
         "fast + bfloat16": lnscc.Config(**{**first, "encoder_dtype": "bfloat16"}),
         "fast + bfloat16 + fused SGD": lnscc.Config(**{**first, "encoder_dtype": "bfloat16", "sgd_kernel": "fused"}),
-        "default (+ per-set batches)": lnscc.Config(),
+        "per-set batches, bfloat16 (the GPU default)": lnscc.Config(encoder_dtype="bfloat16"),
+        "default on the CPU (per-set, auto = float32)": lnscc.Config(),
     }
     sets = lnscc.build_pair_sets(graph, lnscc.Config())
     dis = lnscc.sample_disconnected(sets.a, sets.n_dis, rng)

@@ -173,8 +173,8 @@ def resolve_cells(paper: str, params: Params, scores: dict[str, dict], profile: 
                   expected: dict | None = None) -> list[Cell]:
     """Every cell of the paper's tables with our number and its status.
 
-    ``expected`` (non-full profiles only): the gate's expected values, ``{"tolerance", "runs":
-    {run: {metric: value}}}``; without it every cell we ran is ``not gated``.
+    ``expected`` (non-full profiles only): the gate's expected values and bands (see
+    ``clusterbench.gate``); without it every cell we ran is ``not gated``.
     """
     by_paper = profile == FULL
     spec = read_spec(paper)
@@ -231,13 +231,12 @@ def resolve_cells(paper: str, params: Params, scores: dict[str, dict], profile: 
         cell.ours_std = score["std"][metric]
         cell.n_seeds = len(score["seeds"])
         if not by_paper:
-            floor = ((expected or {}).get("runs", {}).get(cell.run) or {}).get(metric)
-            if floor is None:
+            held = gate.entry(expected, cell.run, metric)
+            if held is None:
                 cell.status = "not gated"
             else:
-                cell.expected = float(floor)
-                tol = float(expected.get("tolerance", gate.DEFAULT_TOLERANCE))
-                cell.status = gate.grade(cell.ours_mean, cell.expected, tol)
+                cell.expected, band = held
+                cell.status = gate.grade(cell.ours_mean, cell.expected, band)
         elif cell.paper_value is None:
             cell.status = "no paper value"
         elif not cell.comparable:
@@ -476,7 +475,9 @@ def _render_profile(paper: str, table: str, caption: str, cells: list[Cell], pro
                   "numbers are not comparable with the paper's full-size values and are not graded against them.")
     tol = gate.DEFAULT_TOLERANCE if expected_tolerance is None else expected_tolerance
     about += (f" Expected = the value the CI gate holds for the cell's run ({gate.expected_path(profile)}); "
-              f"Δ = ours − expected. Status: `as expected` = |Δ| ≤ {tol:g}; `below expected` = the gate "
+              f"Δ = ours − expected. Status: `as expected` = |Δ| within the value's band, measured over seeds "
+              f"and CPU instruction sets ({tol:g} for runs that reproduce across machines, wider for chaotic "
+              "trainings; the bands and their basis are in that file); `below expected` = the gate "
               "fails; `above expected` = better (`python -m clusterbench.gate --update` raises the floor); "
               "`not gated` = the gate holds no value for it; `not run [a]` = reason [a] under the table.")
     if full_page:
@@ -544,7 +545,7 @@ def render_all(params: Params, profile: str, scores: dict[str, dict], expected: 
     out_dir = reports / "tables"
     if profile != FULL and expected is None:
         expected = gate.load_expected(profile)
-    expected_tol = None if expected is None else float(expected.get("tolerance", gate.DEFAULT_TOLERANCE))
+    expected_tol = None if expected is None else float(expected.get("floor", expected.get("tolerance", gate.DEFAULT_TOLERANCE)))
     full_dir = Path(params.profiles[FULL].reports) / "tables" if FULL in params.profiles else None
     captions = read_table_captions()
     card = []

@@ -184,9 +184,9 @@ DEFAULT_READINGS = {k: lnscc.Config.model_fields[k].default for k in ("distance"
 
 
 def test_default_readings_separate_two_blobs():
-    """squared d, per-set batches, bfloat16 products, fused SGD: per-set batches take 4x fewer
-    steps per epoch, so five epochs give the 80 steps the union runs get in two."""
-    assert DEFAULT_READINGS == {"distance": "squared", "batching": "per_set", "encoder_dtype": "bfloat16",
+    """squared d, per-set batches, auto products (float32 on this CPU), fused SGD: per-set batches
+    take 4x fewer steps per epoch, so five epochs give the 80 steps the union runs get in two."""
+    assert DEFAULT_READINGS == {"distance": "squared", "batching": "per_set", "encoder_dtype": "auto",
                                 "sgd_kernel": "fused"}
     view = blobs()
     for seed in (0, 1):
@@ -447,7 +447,22 @@ def test_open_readings_distance_and_graph_unit():
 def test_bfloat16_encoder_trains():
     result = run(blobs(), encoder_dtype="bfloat16")
     assert result.embedding.dtype == np.float32
+    assert result.extra["encoder_dtype"] == "bfloat16"
     assert max(np.mean(result.labels == blobs().y), np.mean(result.labels != blobs().y)) == 1.0
+
+
+def test_auto_encoder_dtype_is_float32_on_the_cpu_and_bfloat16_on_a_gpu():
+    """CPU bfloat16 rounding depends on the instruction set (AMX / AVX512-BF16 / emulated), so the
+    same seed would cluster differently on another CPU: auto keeps the CPU in float32."""
+    auto = lnscc.Config()
+    assert lnscc.effective_encoder_dtype(auto, "cpu") == "float32"
+    assert lnscc.effective_encoder_dtype(auto, "cuda") == "bfloat16"
+    assert lnscc.effective_encoder_dtype(lnscc.Config(step_impl="legacy"), "cuda") == "float32"
+    assert lnscc.effective_encoder_dtype(lnscc.Config(encoder_dtype="bfloat16"), "cpu") == "bfloat16"
+    a = run(blobs(), encoder_dtype="auto")
+    b = run(blobs(), encoder_dtype="float32")
+    assert a.extra["encoder_dtype"] == "float32"
+    np.testing.assert_array_equal(a.embedding, b.embedding)  # auto on the CPU is exactly float32
 
 
 def _every_edge_has_an_im_pos_copy(graph, unit, alpha=2.0):

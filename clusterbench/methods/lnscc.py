@@ -91,10 +91,11 @@ class Config(MethodConfig):
     step_impl: Literal["fast", "legacy"] = Field(
         "fast", description="fast: the epoch's pair table lives on the device, per-kind sums by index_add, no "
         "host sync per step; legacy: the original per-step NumPy batch code (same losses; kept for benchmarks)")
-    encoder_dtype: Literal["float32", "bfloat16"] = Field(
-        "bfloat16", description="precision of the encoder's matrix products (torch autocast; weights, Z, losses "
-        "and the optimiser stay float32); bfloat16: ~2x faster steps on GPUs and CPUs with AMX, slower on CPUs "
-        "without bfloat16 units (use float32 there; fast step only)")
+    encoder_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="precision of the encoder's matrix products (torch autocast; weights, Z, losses "
+        "and the optimiser stay float32). auto: bfloat16 on a GPU, float32 on the CPU — CPU bfloat16 is ~2x "
+        "faster only with AMX / AVX512-BF16 units, ~10x slower without them, and its rounding depends on the "
+        "CPU's instruction set, so the same seed gives other clusters on another machine (docs/methods/lnscc.md)")
     sgd_kernel: Literal["fused", "foreach"] = Field(
         "fused", description="torch's SGD implementation for the fast step: one fused kernel per parameter group "
         "(fused) or the multi-tensor one (foreach); the same update with a different rounding order (legacy: for-loop)")
@@ -112,8 +113,8 @@ class Config(MethodConfig):
     def _positive_unit(self):
         if not isinstance(self.graph_distance_unit, str) and not self.graph_distance_unit > 0:
             raise ValueError(f"graph_distance_unit must be > 0, 'auto' or 'median', got {self.graph_distance_unit}")
-        if self.encoder_dtype != "float32" and self.step_impl == "legacy":
-            raise ValueError("encoder_dtype other than float32 needs step_impl: fast")
+        if self.encoder_dtype == "bfloat16" and self.step_impl == "legacy":
+            raise ValueError("encoder_dtype bfloat16 needs step_impl: fast")
         return self
 
     @model_validator(mode="after")
@@ -507,6 +508,13 @@ def batch_loss(encoder, head, x, batch: np.ndarray, config: Config, eta: float, 
     return total, logs
 
 
+def effective_encoder_dtype(config: Config, device_type: str) -> str:
+    """``encoder_dtype`` with ``auto`` resolved: bfloat16 on CUDA (fast step), float32 elsewhere."""
+    if config.encoder_dtype != "auto":
+        return config.encoder_dtype
+    return "bfloat16" if device_type == "cuda" and config.step_impl == "fast" else "float32"
+
+
 def batch_loss_fast(encoder, head, x, batch, config: Config, eta: float):
     """``batch_loss`` on a (B, 3) int64 tensor already on the device, without a host sync.
 
@@ -516,7 +524,7 @@ def batch_loss_fast(encoder, head, x, batch, config: Config, eta: float):
     import torch
 
     nodes, inverse = torch.unique(batch[:, :2], sorted=True, return_inverse=True)
-    if config.encoder_dtype == "float32":
+    if effective_encoder_dtype(config, x.device.type) == "float32":
         z = encoder(x[nodes])
     else:
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
@@ -701,7 +709,8 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     extra = {"epochs": len(history), "stopped": stopped, "steps": step, "steps_per_epoch": steps_per_epoch,
              "pair_sets": sets.sizes(), "qa": {"a_max": sets.qa.a_max, "one_minus_a_max": sets.qa.one_minus_a_max,
                                                "a_mean": sets.qa.a_mean, "distance_unit": sets.distance_unit},
-             "clusters_used": int(len(np.unique(labels))), "fit_rows": int(len(fit_rows))}
+             "clusters_used": int(len(np.unique(labels))), "fit_rows": int(len(fit_rows)),
+             "encoder_dtype": effective_encoder_dtype(config, torch.device(device).type)}
     return Result(labels=labels, index=index, embedding=z_eval, history=history, extra=extra)
 
 
