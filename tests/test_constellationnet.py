@@ -221,6 +221,37 @@ def test_sparse_aggregation_equals_per_edge_messages(conv):
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("conv", ["gat", "sgat"])
+def test_sparse_attention_switch_builds_the_same_model_on_sparse_kernels(conv):
+    """attention_impl: sparse swaps PyG's GATConv / SuperGATConv for gnn_layers' layers: same
+    initial weights for a seed, and (eval mode, edge weights reaching GAT) the same embedding
+    and gradients up to rounding. The default stays PyG's."""
+    from clusterbench.methods.gnn_layers import GATLayer, SuperGATLayer
+
+    assert U.Config().attention_impl == "pyg"
+    graph = random_graph(n=120, k=8)
+    sub = sample_subgraph(graph, np.arange(16), [5, 5], np.random.default_rng(0))
+    edge_index, weight = torch.from_numpy(sub.edge_index), torch.from_numpy(sub.edge_weight)
+    models = {}
+    for impl in ("pyg", "sparse"):
+        torch.manual_seed(0)
+        models[impl] = U.build_model(U.Config(conv=conv, num_layers=3, dropout=0.0, attention_impl=impl), 32, 4)
+    ours = GATLayer if conv == "gat" else SuperGATLayer
+    assert all(type(c) is ours for c in models["sparse"].encoder.convs)
+    assert not any(isinstance(c, ours) for c in models["pyg"].encoder.convs)
+    want = models["pyg"].state_dict()
+    assert all(torch.equal(t, want[k]) for k, t in models["sparse"].state_dict().items())
+    x = torch.randn(sub.num_nodes, 32, requires_grad=True)
+    outputs = [models[impl].eval().encoder(x, edge_index, weight)[0] for impl in ("pyg", "sparse")]
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-4, atol=1e-5)
+    grads = [torch.autograd.grad(o.square().sum(), x)[0] for o in outputs]
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-4)
+    with pytest.raises(Exception, match="attention_impl"):
+        U.Config(attention_impl="dgl")
+    with pytest.raises(ValueError, match="attention_impl='dgl'; allowed: pyg, sparse"):
+        GNNEncoder(conv, 8, 8, 1, attention_impl="dgl")
+
+
 def test_batchnorm_recalibration_uses_the_inference_graph_statistics():
     import copy
 
@@ -364,3 +395,22 @@ def test_dino_like_features_with_a_hundred_clusters():
     result = U.fit_predict(ctx, U.Config(epochs=1, num_layers=2, batch_size=64, num_neighbors=[5, 5]))
     assert result.embedding.shape == (240, 102) and result.labels.max() < 102
     np.testing.assert_allclose(result.embedding.sum(1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("conv", ["gat", "sgat"])
+def test_smoke_size_run_with_sparse_attention_trains_and_gives_labels(conv):
+    """The smoke runs' setting (600 digits, K = 50, 2 layers, 3 epochs) with attention_impl: sparse."""
+    from sklearn.datasets import load_digits
+
+    from clusterbench.datasets import stratified_subsample
+
+    digits = load_digits()
+    rows = stratified_subsample(digits.target, 600, 0)
+    x, y = digits.data[rows].astype(np.float32), digits.target[rows]
+    config = U.Config(conv=conv, num_layers=2, epochs=3, attention_impl="sparse")
+    result = U.fit_predict(context(x, y, knn(x, 50)), config)
+    assert result.labels.shape == (600,) and 0 <= result.labels.min() and result.labels.max() < 10
+    losses = [row["loss"] for row in result.history]
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    assert all((row["attention"] > 0) == (conv == "sgat") for row in result.history)
+    assert result.extra["clusters_used"] > 1

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 CONVS = ("gcn", "gat", "gin", "sgat")
+ATTENTION_IMPLS = ("pyg", "sparse")
 
 # GCN/GIN aggregate through torch.sparse CSR adjacencies (see GNNEncoder); torch warns once per
 # process that CSR support is "beta" and that invariant checks are off. Both are expected here.
@@ -40,23 +41,31 @@ def import_pyg() -> None:
         import torch_geometric.utils  # noqa: F401
 
 
-def _make_conv(conv: str, d_in: int, d_out: int, edge_weights: bool, gat_heads: int, sgat_heads: int) -> nn.Module:
+def _make_conv(conv: str, d_in: int, d_out: int, edge_weights: bool, gat_heads: int, sgat_heads: int,
+               attention_impl: str = "pyg") -> nn.Module:
+    """One conv layer. ``attention_impl="sparse"`` builds GAT / SuperGAT from
+    clusterbench.methods.gnn_layers instead of PyG: the same layer (arguments, parameters, the
+    same initial weights for a seed) on sparse kernels, equal up to rounding."""
     import_pyg()
     from torch_geometric.nn import GATConv, GCNConv, GINConv, SuperGATConv
 
+    from ..gnn_layers import GATLayer, SuperGATLayer
+
+    sparse = attention_impl == "sparse"
     if conv == "gcn":
         return GCNConv(d_in, d_out, add_self_loops=True)
     if conv == "gat":
-        return GATConv(d_in, d_out // gat_heads, heads=gat_heads, concat=True, add_self_loops=True,
-                       edge_dim=1 if edge_weights else None)
+        return (GATLayer if sparse else GATConv)(d_in, d_out // gat_heads, heads=gat_heads, concat=True,
+                                                 add_self_loops=True, edge_dim=1 if edge_weights else None)
     if conv == "gin":
         mlp = nn.Sequential(nn.Linear(d_in, d_out), nn.BatchNorm1d(d_out), nn.ReLU(), nn.Linear(d_out, d_out))
         return GINConv(mlp)
     if conv == "sgat":
         # The authors' code: mixed ("MX") self-supervised attention, 80 % of the edges as
         # positives for the attention loss. Our kNN edges are directed, so is_undirected=False.
-        return SuperGATConv(d_in, d_out // sgat_heads, heads=sgat_heads, concat=True, attention_type="MX",
-                            edge_sample_ratio=0.8, is_undirected=False)
+        return (SuperGATLayer if sparse else SuperGATConv)(d_in, d_out // sgat_heads, heads=sgat_heads, concat=True,
+                                                           attention_type="MX", edge_sample_ratio=0.8,
+                                                           is_undirected=False)
     raise ValueError(f"conv={conv!r}; allowed: {', '.join(CONVS)}")
 
 
@@ -75,28 +84,39 @@ class GNNEncoder(nn.Module):
     ``edge_weight``, GAT as a 1-d ``edge_attr``; GIN and SuperGAT have no edge-weight input.
     GCN and GIN aggregate through a sparse (CSR) adjacency instead of per-edge messages: the same
     sums (torch_geometric supports both inputs; tests check they agree), without materialising
-    an E x d message tensor, about twice as fast on CPU.
+    an E x d message tensor, about twice as fast on CPU. GAT and SuperGAT do the same with
+    ``attention_impl="sparse"`` (clusterbench.methods.gnn_layers; the graph is prepared once per
+    forward pass for all layers); the default ``"pyg"`` keeps PyG's layers.
     """
 
     def __init__(self, conv: str, in_dim: int, hidden: int, num_layers: int, dropout: float = 0.3,
-                 edge_weights: bool = True, gat_heads: int = 1, sgat_heads: int = 8, sparse_aggregation: bool = True):
+                 edge_weights: bool = True, gat_heads: int = 1, sgat_heads: int = 8, sparse_aggregation: bool = True,
+                 attention_impl: str = "pyg"):
         super().__init__()
         if conv not in CONVS:
             raise ValueError(f"conv={conv!r}; allowed: {', '.join(CONVS)}")
+        if attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention_impl={attention_impl!r}; allowed: {', '.join(ATTENTION_IMPLS)}")
         check_hidden(conv, hidden, gat_heads, sgat_heads)
         self.conv_type, self.dropout, self.edge_weights = conv, dropout, edge_weights
         self.sparse_aggregation = sparse_aggregation and conv in ("gcn", "gin")
+        self.sparse_attention = attention_impl == "sparse" and conv in ("gat", "sgat")
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         for i in range(num_layers):
             self.convs.append(_make_conv(conv, in_dim if i == 0 else hidden, hidden, edge_weights,
-                                         gat_heads, sgat_heads))
+                                         gat_heads, sgat_heads, attention_impl))
             self.norms.append(nn.BatchNorm1d(hidden))
         self.out_dim = hidden
 
     def _graph_input(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None):
-        """What the convs receive as the graph: edge_index, or the transposed sparse adjacency
-        adj_t[target, source] = weight (1 where weights are not used)."""
+        """What the convs receive as the graph: edge_index, the transposed sparse adjacency
+        adj_t[target, source] = weight (1 where weights are not used), or for sparse attention
+        layers the edge list prepared once (self-loops, CSR order) for all of them."""
+        if self.sparse_attention:
+            from ..gnn_layers import EdgeGraph
+
+            return EdgeGraph(edge_index, x.size(0), add_self_loops=True)
         if not self.sparse_aggregation:
             return edge_index
         use_weight = self.conv_type == "gcn" and self.edge_weights and edge_weight is not None
@@ -113,9 +133,9 @@ class GNNEncoder(nn.Module):
                 x = conv(x, edge_index, edge_weight if self.edge_weights else None)
             elif self.conv_type == "gat":
                 attr = edge_weight.view(-1, 1) if (self.edge_weights and edge_weight is not None) else None
-                x = conv(x, edge_index, edge_attr=attr)
+                x = conv(x, graph, edge_attr=attr)
             else:
-                x = conv(x, edge_index)
+                x = conv(x, graph)
             if self.conv_type == "sgat" and self.training:
                 attention_loss = attention_loss + conv.get_attention_loss()
             x = _dropout(F.relu(norm(x)), self.dropout, self.training)
@@ -261,9 +281,11 @@ class ConstellationGNN(nn.Module):
     """Unsupervised ConstellationNet: GNN encoder, then the DMoN head."""
 
     def __init__(self, conv: str, in_dim: int, hidden: int, num_layers: int, n_clusters: int,
-                 dropout: float = 0.3, edge_weights: bool = True, gat_heads: int = 1, sgat_heads: int = 8):
+                 dropout: float = 0.3, edge_weights: bool = True, gat_heads: int = 1, sgat_heads: int = 8,
+                 attention_impl: str = "pyg"):
         super().__init__()
-        self.encoder = GNNEncoder(conv, in_dim, hidden, num_layers, dropout, edge_weights, gat_heads, sgat_heads)
+        self.encoder = GNNEncoder(conv, in_dim, hidden, num_layers, dropout, edge_weights, gat_heads, sgat_heads,
+                                  attention_impl=attention_impl)
         self.head = DMoNHead(hidden, n_clusters)
 
 

@@ -44,6 +44,9 @@ class Config(TrainingConfig):
     hidden: int | None = Field(None, ge=1, description="GNN width; null = half the input size (4.1.5)")
     gat_heads: int = Field(1, ge=1)
     sgat_heads: int = Field(8, ge=1)
+    attention_impl: Literal["pyg", "sparse"] = Field(
+        "pyg", description="GAT / SuperGAT layers: torch_geometric's (per-edge messages) or "
+        "clusterbench.methods.gnn_layers' sparse kernels (same model, other rounding); gcn and gin ignore it")
     epochs: int = Field(100, ge=1, description="at most this many epochs")
     stop_patience: int = Field(10, ge=1, description="stop after this many epochs without improvement")
     stop_min_delta: float = Field(1e-3, ge=0.0, description="improvement of the mean training loss that counts")
@@ -70,7 +73,7 @@ def build_model(config: Config, in_dim: int, n_clusters: int) -> ConstellationGN
     hidden = hidden_size(config, in_dim)
     check_hidden(config.conv, hidden, config.gat_heads, config.sgat_heads)
     return ConstellationGNN(config.conv, in_dim, hidden, config.num_layers, n_clusters, config.dropout,
-                            config.edge_weights, config.gat_heads, config.sgat_heads)
+                            config.edge_weights, config.gat_heads, config.sgat_heads, config.attention_impl)
 
 
 def memory_costs(config: Config, n: int, in_dim: int, k: int, n_clusters: int) -> list[resources.Cost]:
