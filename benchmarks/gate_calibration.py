@@ -26,10 +26,12 @@ from clusterbench.embeddings import View  # noqa: E402
 
 
 def seed_list(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
+    """'2-5,8,10-11' -> [2, 3, 4, 5, 8, 10, 11]"""
+    seeds = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        seeds += list(range(int(lo), int(hi or lo) + 1))
+    return seeds
 
 
 def extra_seeds(names: list[str], seeds: list[int]) -> dict:
