@@ -30,7 +30,7 @@ test: setup            ## the test suite (what CI runs)
 # SMOKE_JOBS=1 runs them one after another.
 SMOKE_JOBS ?= 2
 
-smoke: plan            ## every stage on small real subsets, CPU, < 10 minutes
+smoke: plan            ## every stage on small real subsets, CPU, ~14 minutes on 2 busy cores (README)
 	CLUSTERBENCH_JOBS=$(SMOKE_JOBS) $(PY) -m dvc repro tables@smoke lnscc-figures@smoke ghdcc-figures@smoke figures@smoke
 
 # `dvc repro <stage>` straight after adding a run to runs.yaml: DVC reads the stage lists from
