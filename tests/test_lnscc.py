@@ -407,7 +407,7 @@ def test_fast_step_matches_legacy_step(batching):
     new, logged = lnscc.batch_loss_fast(encoder, head, x, torch.as_tensor(batch), config, 2.5)
     new_grads = torch.autograd.grad(new, params)
     assert new.item() == pytest.approx(old.item(), rel=1e-5)
-    expected = [old.item(), logs["im"], logs["ba"], logs["dis"], logs["clu"]]
+    expected = [old.item(), logs["im"], logs["ba"], logs["dis"], logs["clu"], logs["im_pos"], logs["im_neg"]]
     np.testing.assert_allclose(logged.numpy(), expected, rtol=1e-5)
     for g_old, g_new in zip(old_grads, new_grads):
         torch.testing.assert_close(g_new, g_old, rtol=1e-4, atol=1e-6)
@@ -488,3 +488,74 @@ def test_auto_distance_unit_gives_every_edge_an_attracting_copy():
     sets = lnscc.build_pair_sets(narrow, lnscc.Config())
     assert sets.distance_unit == unit and sets.n_im_pos >= sets.n_edges
     assert lnscc.build_pair_sets(narrow, lnscc.Config(graph_distance_unit=1.0)).n_im_pos < sets.n_edges
+
+
+@pytest.mark.parametrize("distance", ["squared", "euclidean"])
+@pytest.mark.parametrize("batching", ["per_set", "union"])
+def test_batch_loss_equals_the_papers_formula_on_a_hand_made_pair_set(distance, batching):
+    """Eq. 19 on six hand-placed points and one pair of each kind (plus a second im- pair), with the
+    encoder the identity and a fixed head: L_im + L_ba + L_dis (eqs. 9, 13, 17) divided by the batch
+    size (reduction: mean; per_set divides by batch_size, union by the batch's length) + eta L_clu
+    (eq. 18), written out with math on the points, not with the module's helpers."""
+    pts = [(0.0, 0.0), (0.5, 0.0), (0.0, 2.0), (1.0, 2.5), (0.2, 0.1), (1.0, 1.0)]
+    pairs = [(0, 1, lnscc.IM_POS), (0, 4, lnscc.IM_NEG), (1, 5, lnscc.IM_NEG), (2, 3, lnscc.DIS), (1, 4, lnscc.BA)]
+    x = torch.tensor(pts)
+
+    def d(i, j):
+        sq = (pts[i][0] - pts[j][0]) ** 2 + (pts[i][1] - pts[j][1]) ** 2
+        return sq if distance == "squared" else math.sqrt(sq)
+
+    attract = sum(d(i, j) for i, j, k in pairs if k in (lnscc.IM_POS, lnscc.BA))           # -log O = d
+    repel = sum(-math.log(1 - math.exp(-d(i, j))) for i, j, k in pairs if k in (lnscc.IM_NEG, lnscc.DIS))
+    config = lnscc.Config(distance=distance, batching=batching, batch_size=4, encoder_dtype="float32")
+    scale = 1 / 4 if batching == "per_set" else 1 / len(pairs)
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Softmax(dim=1))
+    nodes = sorted({p for i, j, _ in pairs for p in (i, j)})
+    u = head(x[nodes]).detach().numpy().astype(np.float64)
+    f = u.sum(0)
+    v = (u ** 2 / f) / (u ** 2 / f).sum(1, keepdims=True)
+    kl = float(np.mean(np.sum(v * np.log(v / u), axis=1)))
+    u_bar = u.mean(0)
+    clu = kl + 1.0 * float(np.sum(u_bar * np.log(u_bar)))
+    eta = 2.5
+    expected = (attract + repel) * scale + eta * clu
+    batch = torch.tensor(pairs)
+    total, logged = lnscc.batch_loss_fast(torch.nn.Identity(), head, x, batch, config, eta)
+    assert total.item() == pytest.approx(expected, rel=1e-5)
+    old, logs = lnscc.batch_loss(torch.nn.Identity(), head, x, np.asarray(pairs), config, eta, "cpu")
+    assert old.item() == pytest.approx(expected, rel=1e-5)
+    im_pos = d(0, 1) * scale
+    im_neg = sum(-math.log(1 - math.exp(-d(i, j))) for i, j in ((0, 4), (1, 5))) * scale
+    assert logs["im_pos"] == pytest.approx(im_pos, rel=1e-5) and logs["im_neg"] == pytest.approx(im_neg, rel=1e-5)
+    np.testing.assert_allclose(logged[[5, 6]].numpy(), [im_pos, im_neg], rtol=1e-5)
+    assert logged[3].item() == pytest.approx(-math.log(1 - math.exp(-d(2, 3))) * scale, rel=1e-5)
+    assert logged[2].item() == pytest.approx(d(1, 4) * scale, rel=1e-5)
+
+
+def test_a_run_killed_after_an_epoch_resumes_bit_identically(tmp_path):
+    """Each finished epoch leaves a checkpoint (model, optimiser, RNG, E^dis, history, snapshots);
+    a run stopped during epoch 2 and started again continues from epoch 1 and ends with exactly the
+    labels, embedding and history of a run that was never stopped. Other settings start afresh."""
+    view = blobs(seed=4)
+    config = lnscc.Config(**{**FAST, "epochs": 3})
+    ctx = lambda folder, **kw: RunContext(view=view, graph=graphs.knn(view.X, 10), seed=2, n_clusters=2,
+                                          progress=False, checkpoint_dir=folder, **kw)
+    straight = lnscc.fit_predict(ctx(tmp_path / "a"), config)
+
+    def stop(epoch, *_):
+        if epoch == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        lnscc.fit_predict(ctx(tmp_path / "b"), config, on_epoch=stop)
+    assert torch.load(tmp_path / "b" / "lnscc" / "latest.pt", weights_only=True)["epoch"] == 1
+    seen = []
+    resumed = lnscc.fit_predict(ctx(tmp_path / "b"), config, on_epoch=lambda e, *_: seen.append(e))
+    assert seen == [2, 3]
+    np.testing.assert_array_equal(resumed.labels, straight.labels)
+    np.testing.assert_array_equal(resumed.embedding, straight.embedding)
+    no_time = lambda history: [{k: v for k, v in row.items() if k != "wall_s"} for row in history]
+    assert no_time(resumed.history) == no_time(straight.history)
+    other = lnscc.fit_predict(ctx(tmp_path / "b"), lnscc.Config(**{**FAST, "epochs": 3, "lr": 0.02}),
+                              on_epoch=lambda e, *_: seen.append(e))
+    assert seen[2:] == [1, 2, 3] and no_time(other.history) != no_time(straight.history)

@@ -62,6 +62,7 @@ class Config(MethodConfig):
     delta: float = Field(0.05, ge=0, description="eta = min(delta n_i, xi) (eq. 19)")
     xi: float = Field(5.0, ge=0)
     use_im: bool = Field(True, description="L_im on (Table 4 ablation switch)")
+    use_im_neg: bool = Field(True, description="E^{im-} on (off: L_im attracts only; a diagnostic, in no paper table)")
     use_ba: bool = Field(True, description="L_ba on (Table 4 ablation switch)")
     use_dis: bool = Field(True, description="L_dis on (Table 4 ablation switch)")
     use_clu: bool = Field(True, description="L_clu on; off leaves argmax U of an untrained head")
@@ -181,10 +182,11 @@ def quantity_augmentation(edge_weights: np.ndarray, alpha: float, s_floor: float
 
 
 def augmented_pairs(i: np.ndarray, j: np.ndarray, qa: QuantityAugmentation, use_im: bool = True,
-                    use_ba: bool = True) -> np.ndarray:
+                    use_ba: bool = True, use_im_neg: bool = True) -> np.ndarray:
     """E^{im+}, E^{im-}, E^{ba} (eqs. 7, 8, 12) as one (P, 3) table of (i, j, kind)."""
     parts = []
-    for kind, counts, on in ((IM_POS, qa.im_pos, use_im), (IM_NEG, qa.im_neg, use_im), (BA, qa.ba, use_ba)):
+    for kind, counts, on in ((IM_POS, qa.im_pos, use_im), (IM_NEG, qa.im_neg, use_im and use_im_neg),
+                             (BA, qa.ba, use_ba)):
         if not on:
             continue
         rep_i, rep_j = np.repeat(i, counts), np.repeat(j, counts)
@@ -393,7 +395,7 @@ def build_pair_sets(graph: graphs.KnnGraph, config: Config) -> PairSets:
     n_im_pos = int(qa.im_pos.sum())  # |E^{im+}| defines |E^{dis}| even when L_im is switched off
     n_dis = int(round(config.beta * n_im_pos)) if config.use_dis else 0
     check_pair_budget(qa, n_dis, graph.n, len(w), config)
-    fixed = augmented_pairs(i, j, qa, use_im=config.use_im, use_ba=config.use_ba)
+    fixed = augmented_pairs(i, j, qa, use_im=config.use_im, use_ba=config.use_ba, use_im_neg=config.use_im_neg)
     return PairSets(a, fixed, n_im_pos, n_dis, qa, len(w), unit)
 
 
@@ -404,7 +406,7 @@ def check_pair_budget(qa: QuantityAugmentation, n_dis: int, n_rows: int, n_edges
     beta |E^im+| is what grew), else the neighbour distances' scale (the copy counts exploded)."""
     from ..checks import DataError
 
-    n_fixed = (int(qa.im_pos.sum()) + int(qa.im_neg.sum()) if config.use_im else 0) + (int(qa.ba.sum()) if config.use_ba else 0)
+    n_fixed = (int(qa.im_pos.sum()) + (int(qa.im_neg.sum()) if config.use_im_neg else 0) if config.use_im else 0) + (int(qa.ba.sum()) if config.use_ba else 0)
     total = n_fixed + n_dis
     if total <= config.max_pairs:
         return
@@ -490,10 +492,12 @@ def batch_loss(encoder, head, x, batch: np.ndarray, config: Config, eta: float, 
     jj = torch.as_tensor(inverse[:, 1], device=device)
     d = pair_distance(z[ii], z[jj], config.distance == "squared")
     parts = {
-        "im": loss_im(d[kinds == IM_POS], d[kinds == IM_NEG], config.log_eps),
+        "im_pos": loss_im(d[kinds == IM_POS], d[:0], config.log_eps),
+        "im_neg": loss_im(d[:0], d[kinds == IM_NEG], config.log_eps),
         "ba": loss_ba(d[kinds == BA]),
         "dis": loss_dis(d[kinds == DIS], config.log_eps),
     }
+    parts["im"] = parts["im_pos"] + parts["im_neg"]
     # "mean": the sums of eqs. 9/13/17 over the batch divided by the batch size (per set, for
     # per_set batching, whose batch holds batch_size pairs of every set).
     scale = 1.0 / (len(batch) if config.batching == "union" else config.batch_size) if config.reduction == "mean" else 1.0
@@ -520,7 +524,7 @@ def batch_loss_fast(encoder, head, x, batch, config: Config, eta: float):
 
     Same losses: every pair's term is d (attracting kinds im+, ba) or -log(1 - O) (repelling
     kinds im-, dis); the four per-kind sums come from one index_add. Returns the total loss and
-    a detached tensor (contrastive, im, ba, dis, clu) of the logged values."""
+    a detached tensor (total, im, ba, dis, clu, im+, im-) of the logged values."""
     import torch
 
     nodes, inverse = torch.unique(batch[:, :2], sorted=True, return_inverse=True)
@@ -543,7 +547,8 @@ def batch_loss_fast(encoder, head, x, batch, config: Config, eta: float):
         total = total + eta * clu
     else:
         clu = torch.zeros((), dtype=term.dtype, device=term.device)
-    return total, torch.cat([total.reshape(1), parts, clu.reshape(1)]).detach()
+    split = torch.stack([per_kind[IM_POS], per_kind[IM_NEG]]) * scale
+    return total, torch.cat([total.reshape(1), parts, clu.reshape(1), split]).detach()
 
 
 def make_optimiser(params, config: Config):
@@ -569,9 +574,32 @@ def embed_and_assign(encoder, head, x, device: str, chunk: int = 8192) -> tuple[
     return np.concatenate(zs), np.concatenate(us)
 
 
-def fit_predict(ctx: RunContext, config: Config) -> Result:
+def epoch_health(z: np.ndarray, u: np.ndarray, before: np.ndarray | None, n_clusters: int, seed: int) -> dict:
+    """Label-free health of the model after an epoch, on the snapshot rows: how many rows changed
+    cluster (argmax U) since the last epoch, how many clusters the head uses, how saturated its
+    softmax is (mean max U: 1 = one-hot, where eq. 18's KL has no gradient left), the scale of Z,
+    and how far the head agrees with k-means on the same Z (NMI; a head that has frozen while the
+    embedding moves shows as a falling agreement)."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import normalized_mutual_info_score
+
+    assign = u.argmax(1)
+    k = min(n_clusters, len(np.unique(z, axis=0)))
+    kmeans = KMeans(k, n_init=3, random_state=seed).fit_predict(z.astype(np.float64)) if k > 1 else np.zeros(len(z), int)
+    return {"changed": None if before is None else float(np.mean(assign != before)),
+            "clusters_used": int(len(np.unique(assign))),
+            "u_max_mean": float(u.max(1).mean()),
+            "z_norm_mean": float(np.linalg.norm(z, axis=1).mean()),
+            "head_kmeans_nmi": float(normalized_mutual_info_score(assign, kmeans))}
+
+
+def fit_predict(ctx: RunContext, config: Config, on_epoch=None) -> Result:
+    """``on_epoch(epoch, rows, z, u)``, if given, sees the snapshot rows' Z and U after every
+    epoch (the diagnosis scripts score them; the pipeline does not pass it)."""
     import torch
     from tqdm.auto import tqdm
+
+    from . import checkpoints
 
     if ctx.graph is None:
         raise ValueError("LNSCC needs the view's kNN graph (train runs provide one)")
@@ -614,12 +642,27 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
         encoder.train(), head.train()
 
     history, step, previous, stopped, assign_before = [], 0, None, "max_epochs", None
-    bar = tqdm(total=steps_per_epoch * config.epochs, desc=f"lnscc seed {ctx.seed}", disable=not ctx.progress,
-               leave=False)
-    if 0 in early:
+    folder = _checkpoint_folder(ctx)
+    fingerprint = _fingerprint(config, ctx, x_fit, graph) if folder is not None else None
+    state = checkpoints.load_latest(folder, fingerprint, max_epoch=config.epochs) if folder is not None else None
+    first_epoch = 1
+    if state is not None:  # continue bit-identically from the last finished epoch
+        encoder.load_state_dict(state["encoder"]), head.load_state_dict(state["head"])
+        optimiser.load_state_dict(state["optimiser"])
+        rng.bit_generator.state = state["rng"]
+        dis = state["dis"].numpy() if state["has_dis"] else None
+        history, step, previous, stopped = list(state["history"]), int(state["step"]), state["previous"], state["stopped"]
+        assign_before = state["assign_before"].numpy()
+        snaps = [(int(s), z.numpy(), lab.numpy()) for s, z, lab in state["snaps"]]
+        first_epoch = int(state["epoch"]) + 1
+        if stopped != "max_epochs":
+            first_epoch = config.epochs + 1
+    bar = tqdm(total=steps_per_epoch * config.epochs, initial=step, desc=f"lnscc seed {ctx.seed}",
+               disable=not ctx.progress, leave=False)
+    if 0 in early and state is None:
         snapshot(0)
         assign_before = snaps[0][2]
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
         if dis is not None and config.resample_dis == "epoch" and epoch > 1:
             dis = sample_disconnected(sets.a, sets.n_dis, rng)
@@ -635,8 +678,8 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
                 tables_t = [torch.as_tensor(t, device=device) for t in tables]
                 lengths_t = [len(t) for t in tables]
                 arange_t = torch.arange(config.batch_size, device=device)
-            sums_t = torch.zeros(5, dtype=torch.float64, device=device)
-        sums = {"loss": 0.0, "im": 0.0, "ba": 0.0, "dis": 0.0, "clu": 0.0}
+            sums_t = torch.zeros(7, dtype=torch.float64, device=device)
+        sums = {"loss": 0.0, "im": 0.0, "ba": 0.0, "dis": 0.0, "clu": 0.0, "im_pos": 0.0, "im_neg": 0.0}
         for b in range(steps_per_epoch):
             step += 1
             n_i = step if config.eta_unit == "iteration" else epoch
@@ -671,18 +714,19 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
             if epoch == 1 and step in early:
                 snapshot(step)
         if fast:
-            sums = dict(zip(("loss", "im", "ba", "dis", "clu"), sums_t.tolist()))
+            sums = dict(zip(("loss", "im", "ba", "dis", "clu", "im_pos", "im_neg"), sums_t.tolist()))
         row = {"epoch": epoch, "steps": steps_per_epoch, "eta": eta,
                "wall_s": round(time.perf_counter() - started, 3),
                **{f"loss_{k}" if k != "loss" else k: v / steps_per_epoch for k, v in sums.items()}}
         row["loss_contrastive"] = row["loss_im"] + row["loss_ba"] + row["loss_dis"]
         # label-free diagnostic: share of the snapshot rows whose cluster changed during the epoch
         encoder.eval(), head.eval()
-        _, u_rows = embed_and_assign(encoder, head, x_fit[torch.as_tensor(snap_rows, device=device)], device)
+        z_rows, u_rows = embed_and_assign(encoder, head, x_fit[torch.as_tensor(snap_rows, device=device)], device)
         encoder.train(), head.train()
-        assign = u_rows.argmax(1)
-        row["changed"] = None if assign_before is None else float(np.mean(assign != assign_before))
-        assign_before = assign
+        row.update(epoch_health(z_rows, u_rows, assign_before, ctx.n_clusters, ctx.seed))
+        assign_before = u_rows.argmax(1)
+        if on_epoch is not None:
+            on_epoch(epoch, fit_rows[snap_rows], z_rows, u_rows)
         bar.set_postfix(contrastive=f"{row['loss_contrastive']:.4f}", clu=f"{row['loss_clu']:.4f}")
         history.append(row)
         ctx.log(row)
@@ -695,6 +739,16 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
         if config.progress_snapshots and (last or (epoch & (epoch - 1)) == 0):  # epochs 1, 2, 4, 8, ... and the end
             if not snaps or snaps[-1][0] != step:
                 snapshot(step)
+        if folder is not None:
+            checkpoints.save(folder, {
+                "epoch": epoch, "step": step, "encoder": encoder.state_dict(), "head": head.state_dict(),
+                "optimiser": optimiser.state_dict(), "rng": rng.bit_generator.state, "has_dis": dis is not None,
+                "dis": torch.from_numpy(dis if dis is not None else np.empty((0, 2), np.int64)),
+                "history": history, "previous": previous, "stopped": stopped,
+                "assign_before": torch.from_numpy(np.asarray(assign_before, np.int64)),
+                "snaps": [(s, torch.from_numpy(np.asarray(z, np.float32)), torch.from_numpy(np.asarray(lab, np.int64)))
+                          for s, z, lab in snaps],
+                "fingerprint": fingerprint, **checkpoints.global_rng_states()})
         if stopped != "max_epochs":
             break
     bar.close()
@@ -712,6 +766,32 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
              "clusters_used": int(len(np.unique(labels))), "fit_rows": int(len(fit_rows)),
              "encoder_dtype": effective_encoder_dtype(config, torch.device(device).type)}
     return Result(labels=labels, index=index, embedding=z_eval, history=history, extra=extra)
+
+
+def _checkpoint_folder(ctx: RunContext):
+    """Where a seed's resumable state lives (ctx.checkpoint_dir, else beside the pipeline's run
+    outputs); None without either (tests, scripts): then nothing is written."""
+    from pathlib import Path
+
+    from .. import io
+
+    if ctx.checkpoint_dir is not None:
+        return Path(ctx.checkpoint_dir) / "lnscc"
+    return None if ctx.workdir is None else io.checkpoint_dir_of(ctx.workdir) / "lnscc"
+
+
+def _fingerprint(config: Config, ctx: RunContext, x_fit, graph: graphs.KnnGraph) -> dict:
+    """What the weights depend on besides the epoch cap: the settings that change the trajectory,
+    seed, K, the training rows and their graph, this file's code, the device type."""
+    import hashlib
+    from pathlib import Path
+
+    ignore = {"epochs", "torch_threads"}
+    data = hashlib.sha1(np.ascontiguousarray(x_fit.cpu().numpy()).data)
+    data.update(np.ascontiguousarray(graph.indices).data)
+    return {"settings": {k: v for k, v in config.model_dump().items() if k not in ignore}, "seed": ctx.seed,
+            "n_clusters": ctx.n_clusters, "data": data.hexdigest()[:16],
+            "code": hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:16], "device": str(ctx.device).split(":")[0]}
 
 
 def _plateaued(previous: float | None, current: float, tol: float | None) -> bool:
