@@ -11,8 +11,8 @@ head's ACC / NMI and those of k-means on the same Z. One JSON line per epoch and
 
 Views: ``digits`` (scikit-learn, 1,797 rows), ``fmnist-train-<n>`` (n random rows of
 Fashion-MNIST's *train* split, seed 0; Debian's dataset-fashion-mnist), ``uci-<name>``
-(clustering-data-v1), ``mnist-sample10k[-<n>]`` (a paper-table set: diagnosis only, nothing chosen
-on it).
+(clustering-data-v1), ``mnist-sample10k[-<n>]`` and ``fashion-mnist-test`` (paper-table sets: diagnosis only, nothing
+chosen on them).
 """
 from __future__ import annotations
 
@@ -52,14 +52,14 @@ def load_view(name: str):
     if name.startswith("fmnist-train-"):
         x, y = fashion_train_subset(int(name.rsplit("-", 1)[1]))
         return View(x, y, np.zeros(len(y), np.uint8), np.arange(len(y)), (28, 28))
-    if name.startswith("mnist-sample10k"):
+    if name.startswith("mnist-sample10k") or name == "fashion-mnist-test":
         from clusterbench.datasets import load
         from clusterbench.embeddings import raw_pixels
 
-        arrays = load("mnist-sample10k")
+        arrays = load("fashion-mnist-test" if name == "fashion-mnist-test" else "mnist-sample10k")
         x, shape = raw_pixels(arrays)
         y = arrays.y.astype(np.int64)
-        if name != "mnist-sample10k":
+        if name not in ("mnist-sample10k", "fashion-mnist-test"):
             rows = np.sort(np.random.default_rng(0).choice(len(y), int(name.rsplit("-", 1)[1]), replace=False))
             x, y = x[rows], y[rows]
         return View(x, y, np.zeros(len(y), np.uint8), np.arange(len(y)), shape)

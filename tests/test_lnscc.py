@@ -559,3 +559,18 @@ def test_a_run_killed_after_an_epoch_resumes_bit_identically(tmp_path):
     other = lnscc.fit_predict(ctx(tmp_path / "b"), lnscc.Config(**{**FAST, "epochs": 3, "lr": 0.02}),
                               on_epoch=lambda e, *_: seen.append(e))
     assert seen[2:] == [1, 2, 3] and no_time(other.history) != no_time(straight.history)
+
+
+def test_umap_similarity_energy_and_clu_start():
+    """similarity: umap turns every term into UMAP's curve (-log O = log(1 + a s^b), s the squared
+    distance; -log(1 - O) from the same O); clu_start_epoch keeps eta at 0 for that many epochs and
+    starts eq. 19's ramp after them."""
+    zi, zj = torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 2.0]])
+    energy = lnscc.pair_energy(zi, zj, lnscc.Config(similarity="umap"))
+    o = 1 / (1 + 1.896 * 5.0 ** 0.8006)
+    assert energy.item() == pytest.approx(-math.log(o), rel=1e-5)
+    assert lnscc.neg_log_one_minus_o(energy).item() == pytest.approx(-math.log(1 - o), rel=1e-5)
+    assert lnscc.pair_energy(zi, zj, lnscc.Config()).item() == pytest.approx(5.0)
+    view = blobs(seed=1)
+    result = run(view, seed=0, epochs=3, clu_start_epoch=2)
+    assert [row["eta"] for row in result.history] == [0.0, 0.0, pytest.approx(2.0)]  # 40 steps x 0.05

@@ -81,6 +81,13 @@ class Config(MethodConfig):
                            "|E^{im+}| + |E^{im-}| + |E^{ba}| + |E^{dis}| (one epoch) exceed this, before allocating them")
     distance: Literal["euclidean", "squared"] = Field(
         "squared", description="d in O = exp(-d(Z_i, Z_j)) (eq. 4): the Euclidean distance or its square")
+    similarity: Literal["exponential", "umap"] = Field(
+        "exponential", description="O of eq. 4: exponential = exp(-d) (the paper); umap = 1 / (1 + a |Z_i - Z_j|^(2b)), "
+        "a = 1.896, b = 0.8006 (UMAP's curve for min_dist 0, the released code's kernel; `distance` then does not "
+        "apply). A deviation from the paper, for the diagnosis in docs/methods/lnscc.md")
+    clu_start_epoch: int = Field(0, ge=0, description="epochs trained with eta = 0 before L_clu starts; eta's n_i "
+                                 "then counts from there (0: the paper, L_clu from the first step; the released code "
+                                 "starts its head after 15,000 iterations). A deviation, for the diagnosis")
     graph_distance_unit: float | Literal["median", "auto"] = Field(
         "auto", description="D is divided by this before W = softmax(-D) (eq. 1). 'auto': 1 when every kNN edge "
         "already gets at least one E^{im+} copy (alpha A_max >= 1 - A_min), else the largest unit 2^(-k/4) at "
@@ -240,6 +247,21 @@ def scaled_distances(distances: np.ndarray, unit: float | str) -> np.ndarray:
                             f"got {med} (the view holds duplicate rows); use a number instead")
         return d / med
     return d / float(unit)
+
+
+UMAP_A, UMAP_B = 1.896, 0.8006  # UMAP's find_ab_params(spread=1, min_dist=0)
+
+
+def pair_energy(zi, zj, config: "Config"):
+    """-log O_ij for the configured similarity, so that every loss term is written once in terms of
+    it: the paper's O = exp(-d) gives d itself; UMAP's O = 1 / (1 + a s^b) (s = squared distance)
+    gives log(1 + a s^b), and -log(1 - O) = -log(1 - exp(-energy)) holds for both."""
+    import torch
+
+    if config.similarity == "exponential":
+        return pair_distance(zi, zj, config.distance == "squared")
+    sq = ((zi - zj) ** 2).sum(dim=1).clamp_min(1e-6)  # s^b with b < 1 has an infinite slope at 0
+    return torch.log1p(UMAP_A * sq ** UMAP_B)
 
 
 def neg_log_o(d):
@@ -490,7 +512,7 @@ def batch_loss(encoder, head, x, batch: np.ndarray, config: Config, eta: float, 
     kinds = torch.as_tensor(batch[:, 2], device=device)
     ii = torch.as_tensor(inverse[:, 0], device=device)
     jj = torch.as_tensor(inverse[:, 1], device=device)
-    d = pair_distance(z[ii], z[jj], config.distance == "squared")
+    d = pair_energy(z[ii], z[jj], config)
     parts = {
         "im_pos": loss_im(d[kinds == IM_POS], d[:0], config.log_eps),
         "im_neg": loss_im(d[:0], d[kinds == IM_NEG], config.log_eps),
@@ -535,7 +557,7 @@ def batch_loss_fast(encoder, head, x, batch, config: Config, eta: float):
             z = encoder(x[nodes])
         z = z.float()
     kinds = batch[:, 2]
-    d = pair_distance(z[inverse[:, 0]], z[inverse[:, 1]], config.distance == "squared")
+    d = pair_energy(z[inverse[:, 0]], z[inverse[:, 1]], config)
     attract = (kinds == IM_POS) | (kinds == BA)
     term = torch.where(attract, neg_log_o(d), neg_log_one_minus_o(d, config.log_eps))
     per_kind = torch.zeros(4, dtype=term.dtype, device=term.device).index_add_(0, kinds, term)
@@ -682,8 +704,9 @@ def fit_predict(ctx: RunContext, config: Config, on_epoch=None) -> Result:
         sums = {"loss": 0.0, "im": 0.0, "ba": 0.0, "dis": 0.0, "clu": 0.0, "im_pos": 0.0, "im_neg": 0.0}
         for b in range(steps_per_epoch):
             step += 1
-            n_i = step if config.eta_unit == "iteration" else epoch
-            eta = eta_schedule(n_i, config.delta, config.xi)
+            n_i = step - config.clu_start_epoch * steps_per_epoch if config.eta_unit == "iteration" else (
+                epoch - config.clu_start_epoch)
+            eta = eta_schedule(n_i, config.delta, config.xi) if n_i > 0 else 0.0
             if fast:
                 if config.batching == "union":
                     batch_t = pairs_t[b * config.batch_size:(b + 1) * config.batch_size]
@@ -733,7 +756,7 @@ def fit_predict(ctx: RunContext, config: Config, on_epoch=None) -> Result:
         plateau = _plateaued(previous, row["loss_contrastive"], config.plateau_tol)
         previous = row["loss_contrastive"]
         settled = config.stop_changed is not None and row["changed"] is not None and row["changed"] < config.stop_changed
-        if (plateau or settled) and epoch >= config.min_epochs:
+        if (plateau or settled) and epoch >= config.min_epochs + config.clu_start_epoch:
             stopped = "plateau" if plateau else "settled"
         last = stopped != "max_epochs" or epoch == config.epochs
         if config.progress_snapshots and (last or (epoch & (epoch - 1)) == 0):  # epochs 1, 2, 4, 8, ... and the end
