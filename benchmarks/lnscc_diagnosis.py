@@ -33,6 +33,10 @@ VARIANTS: dict[str, dict] = {
     "eta-epoch": {"eta_unit": "epoch"},                # eq. 19's n_i counted in epochs
     "no-im": {"use_im": False},                        # Table 4's w/o L_im
     "no-im-neg": {"use_im_neg": False},                    # E^{im-} alone removed (diagnostic)
+    # The released code's choices at the three measured fault points (deviations from the text):
+    "umap-sim": {"similarity": "umap"},                    # O = 1 / (1 + a d^2b) instead of exp(-d)
+    "clu-start": {"clu_start_epoch": 3},                   # L_clu (and eta's ramp) only from epoch 4
+    "released": {"similarity": "umap", "use_im_neg": False, "clu_start_epoch": 3},
 }
 
 
