@@ -110,6 +110,35 @@ def run_one(data: str, variant: str, seed: int, epochs: int, extra: dict) -> lis
     return rows
 
 
+def summary(path: str) -> None:
+    """Mean ± s.d. over seeds per data set and variant: the final head (the method's output) and
+    k-means on the final Z, ACC / NMI, with the epoch from which the head stopped changing."""
+    import statistics
+    from collections import defaultdict
+
+    runs, traces = defaultdict(list), defaultdict(list)
+    for line in open(path):
+        row = json.loads(line)
+        key = (row["data"], row["variant"])
+        (runs if row.get("final") else traces)[key].append(row)
+    f = lambda xs: f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else f"{xs[0]:.3f}"
+    print("| data | variant | seeds | head ACC | head NMI | k-means(Z) NMI | frozen from epoch |")
+    print("|---|---|---|---|---|---|---|")
+    for key in sorted(runs):
+        finals = runs[key]
+        last = {(r["seed"]): r for r in traces[key]}
+        km = [max((r for r in traces[key] if r["seed"] == s), key=lambda r: r["epoch"])["kmeans_nmi"]
+              for s in sorted(last)]
+        frozen = []
+        for s in sorted(last):
+            rows = sorted((r for r in traces[key] if r["seed"] == s), key=lambda r: r["epoch"])
+            still = [r["epoch"] for r in rows if r.get("changed") == 0.0]
+            frozen.append(str(min(e for e in still if all(r.get("changed") == 0.0 for r in rows if r["epoch"] >= e)))
+                          if still and rows[-1].get("changed") == 0.0 else "–")
+        print(f"| {key[0]} | {key[1]} | {len(finals)} | {f([r['acc'] for r in finals])} | "
+              f"{f([r['nmi'] for r in finals])} | {f(km)} | {', '.join(frozen)} |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", default=["digits"])
@@ -119,7 +148,10 @@ def main(argv=None):
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="extra Config overrides for every run")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/lnscc-diagnosis.jsonl")
+    ap.add_argument("--summary", action="store_true", help="print the table of --out and exit")
     args = ap.parse_args(argv)
+    if args.summary:
+        return summary(args.out)
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     jobs = [(d, v, s, args.epochs, extra) for d in args.data for v in args.variants for s in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool, open(args.out, "a") as out:
