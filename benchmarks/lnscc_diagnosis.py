@@ -37,7 +37,25 @@ VARIANTS: dict[str, dict] = {
     "umap-sim": {"similarity": "umap"},                    # O = 1 / (1 + a d^2b) instead of exp(-d)
     "clu-start": {"clu_start_epoch": 3},                   # L_clu (and eta's ramp) only from epoch 4
     "released": {"similarity": "umap", "use_im_neg": False, "clu_start_epoch": 3},
+    # ... and L_clu trains the head only (its gradient does not reach the encoder): is the drop of
+    # k-means(Z) when L_clu starts the encoder collapsing into the head's partition?
+    "released-detached": {"similarity": "umap", "use_im_neg": False, "clu_start_epoch": 3, "_detach_head": True},
+    "detached": {"_detach_head": True},
 }
+
+
+def _detached_head_model(build_model):
+    """lnscc.build_model with the head reading Z through detach(): L_clu then trains the head only."""
+    import torch
+
+    class Detach(torch.nn.Module):
+        def forward(self, z):
+            return z.detach()
+
+    def build(in_dim, config, n_clusters):
+        encoder, head = build_model(in_dim, config, n_clusters)
+        return encoder, torch.nn.Sequential(Detach(), *head)
+    return build
 
 
 def fashion_train_subset(n: int, seed: int = 0):
@@ -82,6 +100,9 @@ def run_one(data: str, variant: str, seed: int, epochs: int, extra: dict) -> lis
 
     view = load_view(data)
     overrides = {**VARIANTS[variant], **extra}
+    original_build = lnscc.build_model
+    if overrides.pop("_detach_head", False):   # restored below: pool workers run several jobs
+        lnscc.build_model = _detached_head_model(original_build)
     config = lnscc.Config(**{"torch_threads": 1, "progress_snapshots": False, "epochs": epochs,
                              "snapshot_rows": len(view.y), "stop_changed": None, "plateau_tol": None, **overrides})
     graph = graphs.knn(view.X, config.n_neighbors)
@@ -98,15 +119,18 @@ def run_one(data: str, variant: str, seed: int, epochs: int, extra: dict) -> lis
                      "head_acc": ha, "head_nmi": hn, "kmeans_acc": ka, "kmeans_nmi": kn})
 
     t0 = time.time()
-    result = lnscc.fit_predict(RunContext(view=view, graph=graph, seed=seed, n_clusters=view.n_clusters,
-                                          progress=False), config, on_epoch=on_epoch)
+    try:
+        result = lnscc.fit_predict(RunContext(view=view, graph=graph, seed=seed, n_clusters=view.n_clusters,
+                                              progress=False), config, on_epoch=on_epoch)
+    finally:
+        lnscc.build_model = original_build
     for row, hist in zip(rows, result.history):
         row.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in hist.items()
                     if k not in ("epoch", "steps")})
     acc, nmi = score(result.labels)
     rows.append({"data": data, "variant": variant, "seed": seed, "final": True, "acc": acc, "nmi": nmi,
                  "epochs": result.extra["epochs"], "wall_s": round(time.time() - t0, 1),
-                 "pair_sets": result.extra["pair_sets"], **{k: v for k, v in overrides.items()}})
+                 "pair_sets": result.extra["pair_sets"], **{k: v for k, v in VARIANTS[variant].items()}})
     return rows
 
 
