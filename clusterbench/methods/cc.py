@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 from pydantic import Field, field_validator
 
-from .. import io, resources
+from .. import resources
 from . import checkpoints, contrastive
 from . import MethodConfig, Result, RunContext
 
@@ -186,12 +186,8 @@ def training_fingerprint(config: ContrastiveConfig, ctx: RunContext, images: tor
 
 
 def checkpoint_folder(ctx: RunContext, name: str) -> Path | None:
-    """Where this seed's resumable state lives: ctx.checkpoint_dir, else the pipeline's
-    data/<profile>/checkpoints/<run>/seed-<s>/ derived from the workdir (io.checkpoint_dir_of);
-    None (no checkpoints) without either."""
-    if ctx.checkpoint_dir is not None:
-        return Path(ctx.checkpoint_dir) / name
-    return None if ctx.workdir is None else io.checkpoint_dir_of(ctx.workdir) / name
+    """Where this seed's resumable state lives (checkpoints.folder_of)."""
+    return checkpoints.folder_of(ctx, name)
 
 
 def kept_folder(ctx: RunContext) -> Path | None:

@@ -48,6 +48,15 @@ def _set_numpy_state(state: dict) -> None:
     np.random.set_state((state["bit_generator"], key, state["pos"], state["has_gauss"], state["gauss"]))
 
 
+def folder_of(ctx, name: str) -> Path | None:
+    """Where a run seed's resumable state lives: ``ctx.checkpoint_dir / name``, else the pipeline's
+    data/<profile>/checkpoints/<run>/seed-<s>/<name> derived from the workdir
+    (io.checkpoint_dir_of), outside the run's outputs; None (no checkpoints) without either."""
+    if ctx.checkpoint_dir is not None:
+        return Path(ctx.checkpoint_dir) / name
+    return None if ctx.workdir is None else io.checkpoint_dir_of(ctx.workdir) / name
+
+
 def global_rng_states() -> dict:
     states = {"torch_rng": torch.get_rng_state(), "numpy_rng": _numpy_state(),
               "python_rng": random.getstate()}

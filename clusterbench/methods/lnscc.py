@@ -514,8 +514,8 @@ def batch_loss(encoder, head, x, batch: np.ndarray, config: Config, eta: float, 
     jj = torch.as_tensor(inverse[:, 1], device=device)
     d = pair_energy(z[ii], z[jj], config)
     parts = {
-        "im_pos": loss_im(d[kinds == IM_POS], d[:0], config.log_eps),
-        "im_neg": loss_im(d[:0], d[kinds == IM_NEG], config.log_eps),
+        "im_pos": neg_log_o(d[kinds == IM_POS]).sum(),            # the two halves of eq. 9 (L_im)
+        "im_neg": neg_log_one_minus_o(d[kinds == IM_NEG], config.log_eps).sum(),
         "ba": loss_ba(d[kinds == BA]),
         "dis": loss_dis(d[kinds == DIS], config.log_eps),
     }
@@ -664,7 +664,7 @@ def fit_predict(ctx: RunContext, config: Config, on_epoch=None) -> Result:
         encoder.train(), head.train()
 
     history, step, previous, stopped, assign_before = [], 0, None, "max_epochs", None
-    folder = _checkpoint_folder(ctx)
+    folder = checkpoints.folder_of(ctx, "lnscc")
     fingerprint = _fingerprint(config, ctx, x_fit, graph) if folder is not None else None
     state = checkpoints.load_latest(folder, fingerprint, max_epoch=config.epochs) if folder is not None else None
     first_epoch = 1
@@ -789,18 +789,6 @@ def fit_predict(ctx: RunContext, config: Config, on_epoch=None) -> Result:
              "clusters_used": int(len(np.unique(labels))), "fit_rows": int(len(fit_rows)),
              "encoder_dtype": effective_encoder_dtype(config, torch.device(device).type)}
     return Result(labels=labels, index=index, embedding=z_eval, history=history, extra=extra)
-
-
-def _checkpoint_folder(ctx: RunContext):
-    """Where a seed's resumable state lives (ctx.checkpoint_dir, else beside the pipeline's run
-    outputs); None without either (tests, scripts): then nothing is written."""
-    from pathlib import Path
-
-    from .. import io
-
-    if ctx.checkpoint_dir is not None:
-        return Path(ctx.checkpoint_dir) / "lnscc"
-    return None if ctx.workdir is None else io.checkpoint_dir_of(ctx.workdir) / "lnscc"
 
 
 def _fingerprint(config: Config, ctx: RunContext, x_fit, graph: graphs.KnnGraph) -> dict:
