@@ -6,16 +6,21 @@ VENV_STAMP := .venv/.installed
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup plan test smoke stage repro gate fresh bench pull compare
+.PHONY: setup plan test smoke stage repro gate fresh bench gpu-check pull compare
 
 # Columns `make compare` hides: dependency hashes (files and folders), the date, the ARI means
 # (they stay in summary.json, `dvc metrics show`)
 EXP_HIDE := .*/.*|clusterbench|.*\.yaml|Created|.*\.ari
 
-$(VENV_STAMP): requirements.txt pyproject.toml
+# Where `nvidia-smi -L` lists a GPU, faiss-gpu of the faiss-cpu pin's version replaces faiss-cpu
+# (scripts/setup_deps.py writes that list to .venv/requirements-gpu.txt); elsewhere
+# requirements.txt is installed as it is.
+$(VENV_STAMP): requirements.txt pyproject.toml scripts/setup_deps.py
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	req=$$($(PY) scripts/setup_deps.py requirements.txt .venv/requirements-gpu.txt) && \
+	if [ "$$req" != requirements.txt ]; then $(PY) -m pip uninstall -q -y faiss-cpu 2>/dev/null || true; fi && \
+	$(PY) -m pip install -q -r "$$req"
 	touch $(VENV_STAMP)
 
 setup: $(VENV_STAMP)
@@ -50,6 +55,11 @@ repro: plan            ## the whole benchmark, every stage it can (downloads; GP
 
 bench: setup           ## kNN / graph / training speed and pipeline overhead against the obvious alternatives
 	$(PY) benchmarks/bench.py
+
+# DRY_RUN=1: the same checks on the CPU at tiny sizes (benchmarks/gpu-check-dry.json), for machines
+# without a GPU and for the test suite; without it, a machine without a CUDA GPU stops with one line.
+gpu-check: setup       ## one epoch each of CC at 224 px, ConstellationNet, LNSCC, Hi-LANDER and faiss kNN on this GPU, ~8 min (benchmarks/gpu-check.json)
+	$(PY) benchmarks/gpu_check.py $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run)
 
 compare: setup         ## experiments side by side in a 120-column terminal, then what moved vs HEAD
 	$(PY) -m dvc exp show --only-changed --no-pager --drop '$(EXP_HIDE)'

@@ -41,42 +41,10 @@ VARIANTS: dict[str, dict] = {
     # k-means(Z) when L_clu starts the encoder collapsing into the head's partition?
     "released-detached": {"similarity": "umap", "use_im_neg": False, "clu_start_epoch": 3, "_detach_head": True},
     "detached": {"_detach_head": True},
-    # ... and the released code's head instead of FC + softmax: Student-t assignment to centres that
-    # are set by k-means on Z when L_clu starts (DEC), trained by the same eq. 18
-    "released-dec-head": {"similarity": "umap", "use_im_neg": False, "clu_start_epoch": 3, "_dec_head": True},
+    # ... and the released code's head instead of FC + softmax (Config head: dec): Student-t assignment
+    # to centres that are set by k-means on Z when L_clu starts (DEC), trained by the same eq. 18
+    "released-dec-head": {"similarity": "umap", "use_im_neg": False, "clu_start_epoch": 3, "head": "dec"},
 }
-
-
-class _DecHead:
-    """Builds a DEC head (U_ik proportional to (1 + |Z_i - mu_k|^2)^-1) whose centres the epoch
-    hook sets by k-means on Z at the end of epoch ``clu_start_epoch``."""
-
-    def __init__(self, build_model):
-        self.build_model, self.head = build_model, None
-
-    def build(self, in_dim, config, n_clusters):
-        import torch
-
-        class StudentT(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.centres = torch.nn.Parameter(torch.zeros(n_clusters, config.embedding_dim))
-
-            def forward(self, z):
-                q = 1.0 / (1.0 + torch.cdist(z, self.centres) ** 2)
-                return q / q.sum(dim=1, keepdim=True)
-
-        encoder, _ = self.build_model(in_dim, config, n_clusters)
-        self.head = StudentT()
-        return encoder, self.head
-
-    def set_centres(self, z, k, seed):
-        import torch
-        from sklearn.cluster import KMeans
-
-        centres = KMeans(k, n_init=10, random_state=seed).fit(z.astype(np.float64)).cluster_centers_
-        with torch.no_grad():
-            self.head.centres.copy_(torch.as_tensor(centres, dtype=torch.float32))
 
 
 def _detached_head_model(build_model):
@@ -138,9 +106,6 @@ def run_one(data: str, variant: str, seed: int, epochs: int, extra: dict) -> lis
     original_build = lnscc.build_model
     if overrides.pop("_detach_head", False):   # restored below: pool workers run several jobs
         lnscc.build_model = _detached_head_model(original_build)
-    dec = _DecHead(original_build) if overrides.pop("_dec_head", False) else None
-    if dec is not None:
-        lnscc.build_model = dec.build
     config = lnscc.Config(**{"torch_threads": 1, "progress_snapshots": False, "epochs": epochs,
                              "snapshot_rows": len(view.y), "stop_changed": None, "plateau_tol": None, **overrides})
     graph = graphs.knn(view.X, config.n_neighbors)
@@ -151,8 +116,6 @@ def run_one(data: str, variant: str, seed: int, epochs: int, extra: dict) -> lis
         return round(metrics.hungarian_accuracy(y, labels), 4), round(metrics.nmi(y, labels), 4)
 
     def on_epoch(epoch, idx, z, u):
-        if dec is not None and epoch == config.clu_start_epoch:  # all rows are snapshot rows here
-            dec.set_centres(z, view.n_clusters, seed)
         km = KMeans(view.n_clusters, n_init=3, random_state=seed).fit_predict(z.astype(np.float64))
         (ha, hn), (ka, kn) = score(u.argmax(1)), score(km)
         rows.append({"data": data, "variant": variant, "seed": seed, "epoch": epoch,

@@ -1,6 +1,7 @@
 """ConstellationNet (unsupervised): graph weights, the neighbour sampler, DMoN's losses, the GNN
 variants, the label-free stopping rule, determinism and the residual edge index."""
 import math
+import random
 
 import numpy as np
 import pytest
@@ -414,3 +415,51 @@ def test_smoke_size_run_with_sparse_attention_trains_and_gives_labels(conv):
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
     assert all((row["attention"] > 0) == (conv == "sgat") for row in result.history)
     assert result.extra["clusters_used"] > 1
+
+
+# --- full-batch training (issue 20) ------------------------------------------------------------
+
+@pytest.mark.parametrize("conv", ["gcn", "gin", "gat", "sgat"])
+def test_full_batch_step_with_cached_graph_equals_the_uncached_step(conv):
+    """training: full_batch computes the graph input, GCN's normalisation and DMoN's adjacency once;
+    a step with those caches gives the loss and gradients of the plain step on the whole graph (the
+    sampled path's batch_loss on a "subgraph" that is every node with every edge), and fix_graph(False)
+    leaves no cached normalisation behind for another graph."""
+    graph = random_graph(n=60, k=6, seed=3)
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32))
+    config = U.Config(conv=conv, num_layers=2, hidden=8, dropout=0.0, training="full_batch")
+    torch.manual_seed(0)
+    plain = U.build_model(config, 8, 3)
+    cached = U.build_model(config, 8, 3)
+    cached.load_state_dict(plain.state_dict())
+    edge_index, edge_weight = U.full_graph_tensors(graph, "cpu")
+    whole = U.whole_graph(graph, config, "cpu")
+    cached.encoder.fix_graph(True)
+    for step in range(2):  # the second step reads the caches
+        torch.manual_seed(step), random.seed(step)  # SuperGAT draws negative edges in each forward
+        loss_plain, _ = U.batch_loss(plain, x, edge_index, edge_weight, config)
+        torch.manual_seed(step), random.seed(step)
+        loss_cached, _ = U.batch_loss(cached, x, whole[0], whole[1], config, whole[2])
+        plain.zero_grad(), cached.zero_grad()
+        loss_plain.backward(), loss_cached.backward()
+        assert loss_cached.item() == pytest.approx(loss_plain.item(), rel=1e-5, abs=1e-6)
+        for (name, a), b in zip(plain.named_parameters(), cached.parameters()):
+            torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
+    # another graph after fix_graph(False): no stale normalisation or adjacency
+    cached.encoder.fix_graph(False)
+    plain.eval(), cached.eval()
+    other = random_graph(n=60, k=4, seed=9)
+    ei, w = U.full_graph_tensors(other, "cpu")
+    torch.testing.assert_close(cached.encoder(x, ei, w)[0], plain.encoder(x, ei, w)[0])
+
+
+def test_full_batch_training_takes_one_whole_graph_step_per_epoch():
+    x, y = blobs(seed=1)
+    config = U.Config(epochs=100, num_layers=2, lr=1e-2, training="full_batch")
+    results = [U.fit_predict(context(x, y, knn(x, 10), seed=s), config) for s in range(3)]
+    assert all(row["mean_subgraph_nodes"] == len(y) for r in results for row in r.history)
+    # as with sampled training, DMoN can merge two clusters from an unlucky start (seed 0 here)
+    assert sorted(metrics.ari(y, r.labels) for r in results)[1] > 0.95
+    assert U.Config(training="full_batch").training == "full_batch"
+    with pytest.raises(Exception, match="training"):
+        U.Config(training="full")

@@ -533,12 +533,13 @@ def test_batch_loss_equals_the_papers_formula_on_a_hand_made_pair_set(distance, 
     assert logged[2].item() == pytest.approx(d(1, 4) * scale, rel=1e-5)
 
 
-def test_a_run_killed_after_an_epoch_resumes_bit_identically(tmp_path):
+@pytest.mark.parametrize("head", [{}, {"head": "dec", "clu_start_epoch": 1}], ids=["mlp", "dec"])
+def test_a_run_killed_after_an_epoch_resumes_bit_identically(tmp_path, head):
     """Each finished epoch leaves a checkpoint (model, optimiser, RNG, E^dis, history, snapshots);
     a run stopped during epoch 2 and started again continues from epoch 1 and ends with exactly the
     labels, embedding and history of a run that was never stopped. Other settings start afresh."""
     view = blobs(seed=4)
-    config = lnscc.Config(**{**FAST, "epochs": 3})
+    config = lnscc.Config(**{**FAST, "epochs": 3, **head})
     ctx = lambda folder, **kw: RunContext(view=view, graph=graphs.knn(view.X, 10), seed=2, n_clusters=2,
                                           progress=False, checkpoint_dir=folder, **kw)
     straight = lnscc.fit_predict(ctx(tmp_path / "a"), config)
@@ -556,7 +557,7 @@ def test_a_run_killed_after_an_epoch_resumes_bit_identically(tmp_path):
     np.testing.assert_array_equal(resumed.embedding, straight.embedding)
     no_time = lambda history: [{k: v for k, v in row.items() if k != "wall_s"} for row in history]
     assert no_time(resumed.history) == no_time(straight.history)
-    other = lnscc.fit_predict(ctx(tmp_path / "b"), lnscc.Config(**{**FAST, "epochs": 3, "lr": 0.02}),
+    other = lnscc.fit_predict(ctx(tmp_path / "b"), lnscc.Config(**{**FAST, "epochs": 3, "lr": 0.02, **head}),
                               on_epoch=lambda e, *_: seen.append(e))
     assert seen[2:] == [1, 2, 3] and no_time(other.history) != no_time(straight.history)
 
@@ -574,3 +575,34 @@ def test_umap_similarity_energy_and_clu_start():
     view = blobs(seed=1)
     result = run(view, seed=0, epochs=3, clu_start_epoch=2)
     assert [row["eta"] for row in result.history] == [0.0, 0.0, pytest.approx(2.0)]  # 40 steps x 0.05
+
+
+def test_dec_head_student_t_known_answer_and_kmeans_start(monkeypatch):
+    """head: dec. U_ik = (1 + |Z_i - mu_k|^2)^-1 normalised over k (by hand for one row); the centres
+    stay zero (U uniform, no gradient at eta = 0) until L_clu starts, are then k-means on Z of every
+    training row, and training carries on from them; a resumed run keeps them (they are in the
+    head's state)."""
+    head = lnscc.StudentTHead(2, 2)
+    with torch.no_grad():
+        head.centres.copy_(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
+    u = head(torch.tensor([[0.0, 1.0]]))
+    a, b = 1 / (1 + 1.0), 1 / (1 + 9.0 + 9.0)
+    np.testing.assert_allclose(u.detach().numpy(), [[a / (a + b), b / (a + b)]], rtol=1e-6)
+
+    starts = []
+    original = lnscc.set_centres
+    monkeypatch.setattr(lnscc, "set_centres", lambda h, z, k, seed: (starts.append((len(z), h.centres.abs().sum().item())),
+                                                                      original(h, z, k, seed)))
+    view = blobs(seed=2)
+    seen = []
+    ctx = RunContext(view=view, graph=graphs.knn(view.X, 10), seed=0, n_clusters=2, progress=False)
+    result = lnscc.fit_predict(ctx, lnscc.Config(**{**FAST, "epochs": 3, "head": "dec", "clu_start_epoch": 1}),
+                               on_epoch=lambda e, rows, z, u: seen.append(float(u.max(1).mean())))
+    assert starts == [(len(view.y), 0.0)]          # once, on all rows, from zero centres
+    assert seen[0] == pytest.approx(0.5)           # epoch 1: the head is still uniform
+    assert max(np.mean(result.labels == view.y), np.mean(result.labels != view.y)) == 1.0
+    starts.clear()
+    lnscc.fit_predict(ctx, lnscc.Config(**{**FAST, "epochs": 1, "head": "dec"}))
+    assert starts == [(len(view.y), 0.0)]          # clu_start_epoch 0: before the first step
+    with pytest.raises(ValidationError, match="head"):
+        lnscc.Config(head="softmax")

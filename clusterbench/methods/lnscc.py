@@ -52,6 +52,11 @@ class Config(MethodConfig):
     encoder_dims: tuple[int, ...] = Field((500, 500, 2000), min_length=1)
     embedding_dim: int = Field(64, ge=1, description="dimension of Z")
     head_hidden: int = Field(32, ge=0, description="hidden units of the clustering head (0: one linear layer)")
+    head: Literal["mlp", "dec"] = Field(
+        "mlp", description="the clustering head: mlp = Z -> head_hidden (ReLU) -> K -> softmax (section 3.3, the paper); "
+        "dec = Student-t assignment U_ik ~ (1 + |Z_i - mu_k|^2)^-1 to K centres set by k-means on Z of every training "
+        "row when L_clu starts (after clu_start_epoch epochs), then trained by eq. 18 (the released code's head, "
+        "as DEC; a deviation, docs/methods/lnscc.md)")
     lr: float = Field(0.01, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0)
@@ -329,12 +334,41 @@ def build_model(in_dim: int, config: Config, n_clusters: int):
         width = hidden
     layers.append(nn.Linear(width, config.embedding_dim))
     encoder = nn.Sequential(*layers)
+    if config.head == "dec":
+        return encoder, StudentTHead(n_clusters, config.embedding_dim)
     if config.head_hidden:
         head = nn.Sequential(nn.Linear(config.embedding_dim, config.head_hidden), nn.ReLU(),
                              nn.Linear(config.head_hidden, n_clusters), nn.Softmax(dim=1))
     else:
         head = nn.Sequential(nn.Linear(config.embedding_dim, n_clusters), nn.Softmax(dim=1))
     return encoder, head
+
+
+def StudentTHead(n_clusters: int, dim: int):
+    """DEC's soft assignment: U_ik = (1 + |Z_i - mu_k|^2)^-1 / sum_k' (...), centres mu as parameters
+    (zeros until `set_centres`; U is then uniform and eq. 18 at eta = 0 gives them no gradient)."""
+    import torch
+
+    class StudentT(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.centres = torch.nn.Parameter(torch.zeros(n_clusters, dim))
+
+        def forward(self, z):
+            q = 1.0 / (1.0 + torch.cdist(z, self.centres) ** 2)
+            return q / q.sum(dim=1, keepdim=True)
+
+    return StudentT()
+
+
+def set_centres(head, z: np.ndarray, n_clusters: int, seed: int) -> None:
+    """DEC's start: the centres are k-means (10 restarts) on Z."""
+    import torch
+    from sklearn.cluster import KMeans
+
+    centres = KMeans(n_clusters, n_init=10, random_state=seed).fit(z.astype(np.float64)).cluster_centers_
+    with torch.no_grad():
+        head.centres.copy_(torch.as_tensor(centres, dtype=head.centres.dtype, device=head.centres.device))
 
 
 # --- rows and graph ------------------------------------------------------------------------------
@@ -684,6 +718,8 @@ def fit_predict(ctx: RunContext, config: Config, on_epoch=None) -> Result:
     if 0 in early and state is None:
         snapshot(0)
         assign_before = snaps[0][2]
+    if config.head == "dec" and config.clu_start_epoch == 0 and state is None:
+        start_dec_head(encoder, head, x_fit, ctx, device)
     for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
         if dis is not None and config.resample_dis == "epoch" and epoch > 1:
@@ -750,6 +786,8 @@ def fit_predict(ctx: RunContext, config: Config, on_epoch=None) -> Result:
         assign_before = u_rows.argmax(1)
         if on_epoch is not None:
             on_epoch(epoch, fit_rows[snap_rows], z_rows, u_rows)
+        if config.head == "dec" and epoch == config.clu_start_epoch:  # L_clu starts next step
+            start_dec_head(encoder, head, x_fit, ctx, device)
         bar.set_postfix(contrastive=f"{row['loss_contrastive']:.4f}", clu=f"{row['loss_clu']:.4f}")
         history.append(row)
         ctx.log(row)
@@ -789,6 +827,14 @@ def fit_predict(ctx: RunContext, config: Config, on_epoch=None) -> Result:
              "clusters_used": int(len(np.unique(labels))), "fit_rows": int(len(fit_rows)),
              "encoder_dtype": effective_encoder_dtype(config, torch.device(device).type)}
     return Result(labels=labels, index=index, embedding=z_eval, history=history, extra=extra)
+
+
+def start_dec_head(encoder, head, x_fit, ctx: RunContext, device: str) -> None:
+    """The DEC head's centres from k-means on Z of every training row (eval mode, as scored)."""
+    encoder.eval(), head.eval()
+    z, _ = embed_and_assign(encoder, head, x_fit, device)
+    encoder.train(), head.train()
+    set_centres(head, z, ctx.n_clusters, ctx.seed)
 
 
 def _fingerprint(config: Config, ctx: RunContext, x_fit, graph: graphs.KnnGraph) -> dict:

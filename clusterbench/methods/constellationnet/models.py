@@ -108,8 +108,27 @@ class GNNEncoder(nn.Module):
                                          gat_heads, sgat_heads, attention_impl))
             self.norms.append(nn.BatchNorm1d(hidden))
         self.out_dim = hidden
+        self._fix, self._fixed_graph = False, None
+
+    def fix_graph(self, fixed: bool) -> None:
+        """Full-batch training: every forward sees the same graph, so the graph input (CSR adjacency
+        or prepared edge list) and GCN's symmetric normalisation are computed once and reused.
+        ``fix_graph(False)`` drops both before the model sees another graph (inference)."""
+        self._fixed_graph = None
+        for conv in self.convs:
+            if hasattr(conv, "cached"):  # GCNConv: cache its normalised adjacency
+                conv.cached = fixed
+                conv._cached_edge_index, conv._cached_adj_t = None, None
+        self._fix = fixed
 
     def _graph_input(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None):
+        if self._fix:
+            if self._fixed_graph is None:
+                self._fixed_graph = self._prepare_graph(x, edge_index, edge_weight)
+            return self._fixed_graph
+        return self._prepare_graph(x, edge_index, edge_weight)
+
+    def _prepare_graph(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None):
         """What the convs receive as the graph: edge_index, the transposed sparse adjacency
         adj_t[target, source] = weight (1 where weights are not used), or for sparse attention
         layers the edge list prepared once (self-loops, CSR order) for all of them."""
@@ -222,12 +241,15 @@ class DMoNHead(nn.Module):
         return s[0], DMoNLosses(spectral, ortho, collapse)
 
     def sparse(self, h: Tensor, edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int,
-               symmetric: bool = True) -> tuple[Tensor, DMoNLosses]:
+               symmetric: bool = True, adjacency: tuple | None = None) -> tuple[Tensor, DMoNLosses]:
         """The same assignment and losses as ``dense`` on ``dense_adjacency(...)``, computed from
         the edge list in O(E k): a 2-hop sample of a 10k-node kNN graph has ~8k nodes, whose
-        dense adjacency would dominate the step's time (tests check both agree)."""
+        dense adjacency would dominate the step's time (tests check both agree). ``adjacency``:
+        ``adjacency_edges(...)`` of this graph, computed once by the caller (full-batch training)."""
         s = torch.softmax(self.logits(h), dim=-1)
-        return s, dmon_losses(s, *adjacency_edges(edge_index, edge_weight, num_nodes, symmetric))
+        if adjacency is None:
+            adjacency = adjacency_edges(edge_index, edge_weight, num_nodes, symmetric)
+        return s, dmon_losses(s, *adjacency)
 
 
 def adjacency_edges(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int,

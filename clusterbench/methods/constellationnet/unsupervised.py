@@ -47,6 +47,10 @@ class Config(TrainingConfig):
     attention_impl: Literal["pyg", "sparse"] = Field(
         "pyg", description="GAT / SuperGAT layers: torch_geometric's (per-edge messages) or "
         "clusterbench.methods.gnn_layers' sparse kernels (same model, other rounding); gcn and gin ignore it")
+    training: Literal["sampled", "full_batch"] = Field(
+        "sampled", description="sampled: mini-batches of batch_size seeds on num_neighbors-sampled subgraphs (4.1.4-4.1.5, "
+        "the paper); full_batch: one step per epoch on the whole graph (a deviation: DMoN's modularity is not additive "
+        "over subgraphs, so this optimises another objective; docs/methods/constellationnet.md)")
     epochs: int = Field(100, ge=1, description="at most this many epochs")
     stop_patience: int = Field(10, ge=1, description="stop after this many epochs without improvement")
     stop_min_delta: float = Field(1e-3, ge=0.0, description="improvement of the mean training loss that counts")
@@ -102,14 +106,16 @@ def memory_costs(config: Config, n: int, in_dim: int, k: int, n_clusters: int) -
 
 
 def batch_loss(model: ConstellationGNN, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor,
-               config: Config) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training loss on one sampled subgraph, and its pieces."""
+               config: Config, adjacency: tuple | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training loss on one sampled subgraph (or the whole graph), and its pieces; ``adjacency``:
+    DMoN's symmetrised edge list of this graph when the caller computed it once (full batch)."""
     h, attention = model.encoder(x, edge_index, edge_weight)
     if config.dmon == "dense":
         adj = dense_adjacency(edge_index, edge_weight, x.size(0), symmetric=config.symmetric_adjacency)
         _, losses = model.head.dense(h, adj)
     else:
-        _, losses = model.head.sparse(h, edge_index, edge_weight, x.size(0), symmetric=config.symmetric_adjacency)
+        _, losses = model.head.sparse(h, edge_index, edge_weight, x.size(0), symmetric=config.symmetric_adjacency,
+                                      adjacency=adjacency)
     loss = (config.spectral_weight * losses.spectral
             + config.orthogonality_weight * losses.orthogonality
             + (config.collapse_weight + config.cluster_size_weight) * losses.collapse
@@ -149,6 +155,28 @@ def embed_nodes(model: ConstellationGNN, x: torch.Tensor, graph: InNeighbours, c
     return out
 
 
+def training_graphs(graph: InNeighbours, x: torch.Tensor, seeds_all: np.ndarray, config: Config,
+                    rng: np.random.Generator, device, whole: tuple | None = None):
+    """The graphs of one epoch's steps as (features, edge_index, edge_weight, DMoN adjacency or
+    None, nodes): sampled subgraphs of batch_size seeds, or the whole graph once when ``whole``
+    (``whole_graph``'s tensors, built once per run) is given."""
+    if whole is not None:
+        yield (x, *whole, graph.n)
+        return
+    for seeds in seed_batches(seeds_all, config.batch_size, rng):
+        sub = sample_subgraph(graph, seeds, config.num_neighbors, rng)
+        edge_index, edge_weight = subgraph_tensors(sub, device)
+        yield x[torch.from_numpy(sub.nodes).to(device)], edge_index, edge_weight, None, sub.num_nodes
+
+
+def whole_graph(graph: InNeighbours, config: Config, device) -> tuple:
+    """Full-batch training's graph: edge tensors and DMoN's symmetrised adjacency, computed once."""
+    edge_index, edge_weight = full_graph_tensors(graph, device)
+    adjacency = (adjacency_edges(edge_index, edge_weight, graph.n, config.symmetric_adjacency)
+                 if config.dmon == "sparse" else None)
+    return edge_index, edge_weight, adjacency
+
+
 def partition_modularity(graph: InNeighbours, labels: np.ndarray, n_clusters: int) -> float:
     """Modularity of a hard partition on the whole (undirected, inverse-distance weighted) kNN
     graph: DMoN's objective, a label-free measure of the result recorded with every run."""
@@ -180,6 +208,8 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     stop = PlateauStop(config.stop_patience, config.stop_min_delta)
     timer, history = EpochTimer(), []
     seeds_all = np.arange(graph.n)
+    whole = whole_graph(graph, config, device) if config.training == "full_batch" else None
+    model.encoder.fix_graph(whole is not None)
     bar = tqdm(range(config.epochs), desc=f"constellationnet-{config.conv}", disable=not ctx.progress, leave=False)
     epochs_run = 0
     for epoch in bar:
@@ -187,18 +217,16 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
         start = time.perf_counter()
         sums: dict[str, float] = {}
         n_batches, nodes_seen = 0, 0
-        for seeds in seed_batches(seeds_all, config.batch_size, rng):
-            sub = sample_subgraph(graph, seeds, config.num_neighbors, rng)
-            edge_index, edge_weight = subgraph_tensors(sub, device)
-            xb = x[torch.from_numpy(sub.nodes).to(device)]
-            loss, parts = batch_loss(model, xb, edge_index, edge_weight, config)
+        for xb, edge_index, edge_weight, adjacency, n_nodes in training_graphs(graph, x, seeds_all, config, rng,
+                                                                               device, whole):
+            loss, parts = batch_loss(model, xb, edge_index, edge_weight, config, adjacency)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             for key, value in {"loss": float(loss.detach()), **parts}.items():
                 sums[key] = sums.get(key, 0.0) + value
             n_batches += 1
-            nodes_seen += sub.num_nodes
+            nodes_seen += n_nodes
         timer.seconds.append(time.perf_counter() - start)
         means = {key: value / n_batches for key, value in sums.items()}
         scheduler.step(means["loss"])
@@ -213,6 +241,7 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
         if should_stop:
             break
 
+    model.encoder.fix_graph(False)
     start = time.perf_counter()
     h = embed_nodes(model, x, graph, config, device)
     if config.predict == "dmon":
