@@ -50,8 +50,12 @@ gate: setup            ## fail if a smoke metric fell below its committed expect
 fresh: setup           ## fail if a committed output was made by code or parameters that changed since
 	$(PY) -m clusterbench.freshness
 
-repro: plan            ## the whole benchmark, every stage it can (downloads; GPU recommended), then a summary
-	$(PY) -m clusterbench.repro
+# The launcher (clusterbench.launch): prints the plan and its bill, then runs JOBS stages at once
+# through submitit (EXECUTOR=local|slurm|debug, default params.yaml launcher.executor); ALL=1 keeps
+# GPU-sized runs on a machine without a GPU; DRY_RUN=1 prints the plan only; TARGETS= limits it.
+JOBS ?= 1
+repro: plan            ## the plan and its bill, then every stage that can run, JOBS=N at once (downloads; GPU recommended), then a summary
+	$(PY) -m clusterbench.launch --jobs $(JOBS) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(filter 1 yes true,$(ALL)),--all) $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run) $(TARGETS)
 
 bench: setup           ## kNN / graph / training speed and pipeline overhead against the obvious alternatives
 	$(PY) benchmarks/bench.py

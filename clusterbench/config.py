@@ -21,6 +21,9 @@ RUNS_FILE_NAME = "runs.yaml"   # beside params.yaml: datasets, views, train, bas
 RUN_BLOCKS = ("datasets", "views", "train", "baselines")
 
 
+from .launch import LauncherParams  # noqa: E402  (pydantic model only)
+
+
 class ParamsError(ValueError):
     """params.yaml is invalid; the message is one line per problem."""
 
@@ -94,6 +97,7 @@ class Params(Strict):
     methods: dict[str, dict[str, Any]] = Field(default_factory=dict)
     train: dict[str, Run] = Field(default_factory=dict)
     baselines: dict[str, BaselineRun] = Field(default_factory=dict)
+    launcher: LauncherParams = LauncherParams()   # how `make repro JOBS=N` runs stages (clusterbench.launch)
 
     @field_validator("embeddings")
     @classmethod

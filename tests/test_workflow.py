@@ -269,7 +269,8 @@ def test_make_targets_that_run_dvc_stages_regenerate_the_plan_first():
                 target, rest = line.split(":", 1)
                 rules[target.strip()] = (rest.split("##")[0].split(), block)
     runs_stages = [t for t, (_, body) in rules.items()
-                   if "dvc repro" in body or "clusterbench.repro" in body or "clusterbench.pull" in body]
+                   if "dvc repro" in body or "clusterbench.repro" in body or "clusterbench.launch" in body
+                   or "clusterbench.pull" in body]
     assert {"smoke", "repro", "stage", "pull"} <= set(runs_stages)
     for target in runs_stages:
         assert "plan" in rules[target][0], f"make {target} does not regenerate plan.yaml first"

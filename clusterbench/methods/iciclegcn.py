@@ -63,6 +63,9 @@ class Config(ContrastiveConfig):
     use_instance_loss: bool = Field(True, description="L_CIS (Table 4 switch)")
     use_cluster_loss: bool = Field(True, description="L_CCS (Table 4 switch)")
     use_reconstruction_loss: bool = Field(True, description="L_re (kept in every Table 4 row)")
+    reconstruction_reduction: Literal["sum", "mean"] = Field(
+        "sum", description="L_re and eq. (11) per row: sum: the squared error summed over the d features (eqs. 6 "
+        "and 11, ||z - z_hat||^2 / N); mean: averaged over them as well (the released code's F.mse_loss, 1/d of it)")
     cluster_loss_views: Literal["a_b", "a_a"] = Field(
         "a_b", description="a_b: eq. (4)'s two views; a_a: the released code's bug (both cluster views from view a)")
     stage1_from: str | None = Field(
@@ -122,7 +125,7 @@ class Config(ContrastiveConfig):
 # Settings stage 1's weights depend on (its fingerprint; stage-2 settings may change freely).
 STAGE1_FIELDS = set(ContrastiveConfig.model_fields) | {
     "ae_hidden", "ae_code", "cluster_head", "use_instance_loss", "use_cluster_loss", "use_reconstruction_loss",
-    "cluster_loss_views", "backbone_from"}
+    "reconstruction_reduction", "cluster_loss_views", "backbone_from"}
 
 
 # --- networks ----------------------------------------------------------------------------------
@@ -184,9 +187,11 @@ class Stage1Network(nn.Module):
         return h, z, torch.softmax(self.cluster_projector(h).float(), dim=1), None
 
 
-def reconstruction_loss(features: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
-    """(1/N) sum_i ||z_i - z_hat_i||^2 (eqs. 6 and 11: squared Frobenius norm over the rows' count)."""
-    return ((features.float() - reconstruction.float()) ** 2).sum(1).mean()
+def reconstruction_loss(features: torch.Tensor, reconstruction: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """(1/N) sum_i ||z_i - z_hat_i||^2 (eqs. 6 and 11: squared Frobenius norm over the rows' count);
+    ``mean`` also divides by the d features (the released code's F.mse_loss)."""
+    per_row = ((features.float() - reconstruction.float()) ** 2).sum(1)
+    return per_row.mean() / (features.shape[1] if reduction == "mean" else 1)
 
 
 def stage1_loss(config: Config):
@@ -208,7 +213,7 @@ def stage1_loss(config: Config):
             parts["entropy"] = float((ccs.entropy_a + ccs.entropy_b).detach()) / 2
         if config.use_reconstruction_loss:
             # eq. (6): (1/2N) sum over both views = the mean over the 2N rows
-            rec = reconstruction_loss(torch.cat([ha, hb]), torch.cat([ra, rb]))
+            rec = reconstruction_loss(torch.cat([ha, hb]), torch.cat([ra, rb]), config.reconstruction_reduction)
             total = total + rec
             parts["reconstruction_loss"] = float(rec.detach())
         return total, parts
@@ -433,7 +438,7 @@ def train_stage2(ctx: RunContext, config: Config, model: Stage1Network, images: 
         q = student_t(h.float(), net.centres, config.student_t_dof)
         if p is None or it % config.target_update_every == 0:
             p = target_distribution(q).detach()
-        rec = reconstruction_loss(z, reconstruction)
+        rec = reconstruction_loss(z, reconstruction, config.reconstruction_reduction)
         kl_q = kl_divergence(p, q)
         kl_g = [kl_divergence(p, g) for g in gcn_probs]
         loss = rec + config.alpha * kl_q + sum(w * kl for w, kl in zip(weights, kl_g))
