@@ -163,7 +163,9 @@ def render(bill: Bill, gpu: bool, include_gpu_sized: bool) -> str:
         known = [c.hours for c in items if c.hours is not None]
         measured = sum(c.source == "measured" for c in items)
         unknown = len(items) - len(known)
-        lines.append(f"    {paper}: {len(items)} runs, ~{sum(known):.1f} {unit}"
+        total = sum(known)
+        amount = f"~{total:.1f} {unit}" if total >= 1 or not known else f"~{total * 60:.0f} {unit[:-2]}-min"
+        lines.append(f"    {paper}: {len(items)} run{'s' if len(items) != 1 else ''}, {amount}"
                      + (f" ({measured} measured)" if measured else "")
                      + (f", {unknown} without an estimate" if unknown else ""))
     if not gpu and any(c.unit == "GPU-h" for c in bill.costs):

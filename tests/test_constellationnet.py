@@ -463,3 +463,36 @@ def test_full_batch_training_takes_one_whole_graph_step_per_epoch():
     assert U.Config(training="full_batch").training == "full_batch"
     with pytest.raises(Exception, match="training"):
         U.Config(training="full")
+
+
+@pytest.mark.parametrize("training", ["sampled", "full_batch"])
+def test_a_run_killed_after_an_epoch_resumes_bit_identically(tmp_path, training):
+    """Sampled epochs are minutes on a CPU (hours per seed): every epoch is checkpointed, and a
+    run killed after epoch 2 continues to the same history, labels and embedding."""
+    x, y = blobs(seed=2)
+    graph = knn(x, 10)
+    config = U.Config(epochs=5, num_layers=2, batch_size=16, num_neighbors=[5, 5], training=training)
+    whole = U.fit_predict(context(x, y, graph, seed=3), config)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_2(row):
+        if row["epoch"] == 2:
+            raise Killed
+
+    ctx = context(x, y, graph, seed=3)
+    ctx.checkpoint_dir, ctx.log = tmp_path, kill_at_2
+    with pytest.raises(Killed):
+        U.fit_predict(ctx, config)
+    resumed_ctx = context(x, y, graph, seed=3)
+    resumed_ctx.checkpoint_dir = tmp_path
+    seen = []
+    resumed_ctx.log = seen.append
+    resumed = U.fit_predict(resumed_ctx, config)
+    assert [r["epoch"] for r in seen] == [3, 4, 5]            # epochs 1-2 were not trained again
+    assert without_timing(resumed.history) == without_timing(whole.history)
+    assert np.array_equal(resumed.labels, whole.labels) and np.array_equal(resumed.embedding, whole.embedding)
+    # other settings: the checkpoint is not continued
+    other = U.fit_predict(resumed_ctx, config.model_copy(update={"lr": 0.02}))
+    assert other.history[0]["epoch"] == 1

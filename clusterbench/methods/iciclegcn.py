@@ -55,8 +55,9 @@ class Config(ContrastiveConfig):
     ae_hidden: list[int] = Field([500, 500, 2000], min_length=1, description="encoder widths before the K-d "
                                  "softmax layer (3.5: input-500-500-2000-K)")
     ae_code: Literal["logits", "softmax"] = Field(
-        "logits", description="H^(L), the encoder output the decoder, Q and the last fusion use: the K-d layer "
-        "before or after its softmax (the paper does not say)")
+        "softmax", description="H^(L), the encoder output the decoder, Q and the last fusion use: after the K-d "
+        "layer's softmax (3.3.1: 'via the encoder (with softmax operation)'; the released code) or before it "
+        "(logits, SDCN's linear bottleneck: with L_re the head stays uniform, docs/methods/iciclegcn.md)")
     cluster_head: Literal["autoencoder", "mlp"] = Field(
         "autoencoder", description="mlp = CC's cluster projector instead of the auto-encoder (Table 5, 'without "
         "GCNs and AE'; needs stage2: false)")

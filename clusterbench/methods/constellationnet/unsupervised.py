@@ -28,7 +28,7 @@ import torch
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from .. import Result, RunContext
+from .. import Result, RunContext, checkpoints
 from ... import resources
 from .common import (EpochTimer, PlateauStop, TrainingConfig, count_parameters, full_graph_tensors,
                      gnn_parameter_count, subgraph_nodes, subgraph_tensors)
@@ -187,6 +187,23 @@ def partition_modularity(graph: InNeighbours, labels: np.ndarray, n_clusters: in
     return -float(dmon_losses(onehot.float(), pairs, w, n).spectral)
 
 
+def _fingerprint(config: Config, ctx: RunContext, x: np.ndarray, graph: InNeighbours) -> dict:
+    """What a checkpoint's weights depend on besides the epoch cap: the settings, seed, K, the
+    features and the graph, the code of this folder and of the shared GNN layers, the device type."""
+    import hashlib
+    from pathlib import Path
+
+    data = hashlib.sha1(np.ascontiguousarray(x).data)
+    data.update(np.ascontiguousarray(graph.edge_index()[0]).data)
+    code = hashlib.sha1()
+    for path in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).parent.parent / "gnn_layers.py"]:
+        code.update(path.read_bytes())
+    ignore = {"epochs", "torch_threads"}
+    return {"settings": {k: v for k, v in config.model_dump().items() if k not in ignore}, "seed": ctx.seed,
+            "n_clusters": ctx.n_clusters, "data": data.hexdigest()[:16], "code": code.hexdigest()[:16],
+            "device": str(ctx.device).split(":")[0]}
+
+
 def fit_predict(ctx: RunContext, config: Config) -> Result:
     if ctx.graph is None:
         raise ValueError("constellationnet needs the run's kNN graph (train.<run>.graph)")
@@ -210,8 +227,22 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     seeds_all = np.arange(graph.n)
     whole = whole_graph(graph, config, device) if config.training == "full_batch" else None
     model.encoder.fix_graph(whole is not None)
-    bar = tqdm(range(config.epochs), desc=f"constellationnet-{config.conv}", disable=not ctx.progress, leave=False)
-    epochs_run = 0
+    folder = checkpoints.folder_of(ctx, "constellationnet")
+    fingerprint = _fingerprint(config, ctx, x_np, graph) if folder is not None else None
+    state = checkpoints.load_latest(folder, fingerprint, max_epoch=config.epochs) if folder is not None else None
+    epochs_run, stopped = 0, False
+    if state is not None:   # continue bit-identically after the last finished epoch
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        stop.best, stop.best_epoch, stop.wait = float(state["stop"][0]), int(state["stop"][1]), int(state["stop"][2])
+        rng.bit_generator.state = state["rng"]
+        checkpoints.set_global_rng_states(state)
+        history, timer.seconds = list(state["history"]), list(state["seconds"])
+        epochs_run, stopped = int(state["epoch"]), bool(state["stopped"])
+    first = config.epochs if stopped else epochs_run
+    bar = tqdm(range(first, config.epochs), desc=f"constellationnet-{config.conv}", disable=not ctx.progress,
+               leave=False, initial=first, total=config.epochs)
     for epoch in bar:
         model.train()
         start = time.perf_counter()
@@ -236,6 +267,12 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
                "lr": optimizer.param_groups[0]["lr"], "seconds": round(timer.seconds[-1], 3),
                "mean_subgraph_nodes": round(nodes_seen / n_batches, 1)}
         history.append(row)
+        if folder is not None:   # every epoch: a sampled epoch is minutes on a CPU
+            checkpoints.save(folder, {
+                "epoch": epochs_run, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "stop": [float(stop.best), int(stop.best_epoch), int(stop.wait)],
+                "rng": rng.bit_generator.state, "history": history, "seconds": [float(t) for t in timer.seconds],
+                "stopped": bool(should_stop), "fingerprint": fingerprint, **checkpoints.global_rng_states()})
         ctx.log(row)
         bar.set_postfix(loss=f"{means['loss']:.4f}")
         if should_stop:
