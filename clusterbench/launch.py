@@ -65,19 +65,14 @@ class Plan:
 
 class Dvc:
     """One DVC repository handle for the whole launch: the graph is built once (seconds on the
-    full DAG), each status or commit then costs well under a second."""
+    full DAG), each status or commit then costs well under a second. DVC resolves stage names
+    from the cwd, so it is used with the cwd at its root (``launch`` and ``build_plan`` chdir)."""
 
     def __init__(self, root: Path):
         from dvc.repo import Repo
 
         self.root = Path(root).resolve()
         self.repo = Repo(str(self.root))
-
-    def _target(self, stage: str) -> str:
-        # DVC resolves stage names from the cwd: every Dvc call runs with the cwd at the root
-        # (launch and build_plan chdir there), and a Repo made elsewhere mixes the two paths.
-        assert Path.cwd().resolve() == self.root, f"Dvc used from {Path.cwd()}, not its root {self.root}"
-        return stage
 
     def plan(self, targets: list[str]) -> Plan:
         """The stages the targets need (all stages when none are given), dependencies first."""
@@ -105,13 +100,13 @@ class Dvc:
         """What `dvc repro` asks before running a stage: do its deps, params, outs or command differ
         from dvc.lock (or is it not in dvc.lock)? ``None``: every stage of the project."""
         self.repo._reset()                 # dvc.lock may have changed since the last question
-        found = self.repo.status(targets=[self._target(s) for s in stages]) if stages is not None else self.repo.status()
+        found = self.repo.status(targets=list(stages)) if stages is not None else self.repo.status()
         return {key.rsplit(":", 1)[-1] for key in found}
 
     def commit(self, stage: str) -> None:
         """Record a finished stage in dvc.lock and the cache, as `dvc repro` would after running it."""
         self.repo._reset()
-        self.repo.commit(self._target(stage), force=True)
+        self.repo.commit(stage, force=True)
 
     def close(self) -> None:
         self.repo.close()
