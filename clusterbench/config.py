@@ -241,8 +241,6 @@ def _messages(exc: ValidationError, model: type[BaseModel] | None = None) -> lis
 
 def load(path: str | Path = PARAMS_FILE, check_references: bool = True) -> Params:
     """params.yaml as written (baseline groups, derived views and downloads), validated."""
-    from .plan import expand
-
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path} not found: run from the repository root")
@@ -260,6 +258,104 @@ def load(path: str | Path = PARAMS_FILE, check_references: bool = True) -> Param
         sources = {key: str(runs_path) for key in runs}
     raw, errors = expand(raw)
     return _validate(raw, str(path), errors, check_references, sources)
+
+
+# --- params.yaml as written -> the explicit form -------------------------------------------
+# Naming (the tables find a cell's run by it): a group's run is ``<variant>-<dataset>`` in the
+# full profile and ``<profile>-<variant>-<dataset>`` in any other; its view is
+# ``[<profile>-]<dataset>-<embedding>``.
+
+GROUP_KEYS = ("profile", "embedding", "datasets", "methods", "eval_split")   # of a baselines group
+
+
+def prefix(profile: str) -> str:
+    return "" if profile == "full" else f"{profile}-"
+
+
+def view_name(profile: str, dataset: str, embedding: str) -> str:
+    return f"{prefix(profile)}{dataset}-{embedding}"
+
+
+def expand(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """params.yaml as written -> the explicit form (views, datasets, baselines runs) plus the
+    problems found in the group declarations (one line each, already located)."""
+    from .baselines import BASELINES
+    from .datasets import REGISTRY
+
+    raw = dict(raw)
+    errors: list[str] = []
+    profiles = raw.get("profiles") or {}
+    embeddings = raw.get("embeddings") or {}
+    views = dict(raw.get("views") or {})
+    groups = raw.get("baselines") or {}
+    runs: dict[str, dict] = {}
+    origin: dict[str, str] = {}
+    if not isinstance(groups, dict):
+        return raw, ["baselines: expected groups `<group>: {profile, embedding, datasets, methods}`"]
+    for gname, group in groups.items():
+        where = f"baselines.{gname}"
+        if not isinstance(group, dict):
+            errors.append(f"{where}: expected a mapping with datasets and methods")
+            continue
+        if "method" in group and "datasets" not in group:   # one explicit run: <run>: {method, view, profile}
+            if gname in runs:
+                errors.append(f"{where}: run {gname!r} is also declared by baselines.{origin[gname]}; keep one")
+            runs[gname] = dict(group)
+            origin[gname] = gname
+            continue
+        for key in sorted(set(group) - set(GROUP_KEYS), key=str):
+            errors.append(f"{where}.{key}: {_choice('key', str(key), GROUP_KEYS)}")
+        profile = group.get("profile", "full")
+        embedding = group.get("embedding", "raw")
+        datasets = group.get("datasets") or []
+        methods = group.get("methods") or {}
+        if profile not in profiles:
+            errors.append(f"{where}.profile: {_choice('profile', str(profile), profiles)}")
+            continue
+        if embedding not in embeddings:
+            errors.append(f"{where}.embedding: {_choice('embedding', str(embedding), embeddings)}")
+            continue
+        if not isinstance(datasets, list) or not datasets:
+            errors.append(f"{where}.datasets: expected a non-empty list of data sets")
+            continue
+        if not isinstance(methods, dict) or not methods:
+            errors.append(f"{where}.methods: expected `<variant>: {{method: <baseline>, <overrides>}}` entries")
+            continue
+        good_datasets = []
+        for ds in datasets:
+            if ds not in REGISTRY:
+                errors.append(f"{where}.datasets: {_choice('dataset', str(ds), REGISTRY)}")
+            else:
+                good_datasets.append(ds)
+        for variant, spec in methods.items():
+            spec = dict(spec or {})
+            method = spec.pop("method", variant)
+            if method not in BASELINES:
+                errors.append(f"{where}.methods.{variant}: {_choice('baseline', str(method), BASELINES)}")
+                continue
+            for ds in good_datasets:
+                view = view_name(profile, ds, embedding)
+                if view not in views:
+                    views[view] = {"dataset": ds, "embedding": embedding, "profile": profile}
+                name = f"{prefix(profile)}{variant}-{ds}"
+                run = {"method": method, "view": view, "profile": profile, "group": gname}
+                if spec:
+                    run["overrides"] = spec
+                if "eval_split" in group:   # "test": the open-set protocol's unseen rows only
+                    run["eval_split"] = group["eval_split"]
+                if name in runs:
+                    errors.append(f"{where}.methods.{variant}: run {name!r} is also declared by "
+                                  f"baselines.{origin[name]}; keep one")
+                    continue
+                runs[name] = run
+                origin[name] = gname
+    raw["views"] = views
+    listed = list(raw.get("datasets") or [])
+    # only registered names: a misspelt view dataset is reported at the view, not as a download
+    raw["datasets"] = listed + [d for d in dict.fromkeys(v.get("dataset") for v in views.values()
+                                                           if isinstance(v, dict)) if d in REGISTRY and d not in listed]
+    raw["baselines"] = runs
+    return raw, errors
 
 
 def _read_mapping(path: Path, expected: str) -> dict:

@@ -369,7 +369,7 @@ def test_manifest_records_size_of_a_pinned_file(tmp_path, monkeypatch):
 
 
 def test_plan_passes_eval_split_of_a_group_to_its_runs():
-    from clusterbench.plan import expand
+    from clusterbench.config import expand
 
     raw = {"profiles": {"full": {}}, "embeddings": {"raw": [{"backend": "raw"}]}, "views": {},
            "baselines": {"g": {"eval_split": "test", "datasets": ["openset-faces-synth"], "methods": {"kmeans": {}}}}}

@@ -39,7 +39,7 @@ def test_group_expansion_names_and_overrides():
     raw = {"profiles": {"full": {}, "smoke": {}}, "embeddings": {"raw": [], "pca": []},
            "baselines": {"g": {"profile": "smoke", "embedding": "pca", "datasets": ["digits"],
                                "methods": {"kmeans": {}, "km-fast": {"method": "kmeans", "n_init": 1}}}}}
-    out, errors = plan.expand(raw)
+    out, errors = config.expand(raw)
     assert errors == []
     assert out["baselines"]["smoke-kmeans-digits"] == {"method": "kmeans", "view": "smoke-digits-pca",
                                                        "profile": "smoke", "group": "g"}
@@ -52,7 +52,7 @@ def test_group_errors_are_one_line_each_with_suggestions():
     raw = {"profiles": {"full": {}}, "embeddings": {"raw": []},
            "baselines": {"g": {"datasets": ["digitz", "digits"], "methods": {"kmeanz": {}, "dbscan": {}}},
                          "h": {"datasets": ["digits"], "methods": {"dbscan": {}}}}}
-    _, errors = plan.expand(raw)
+    _, errors = config.expand(raw)
     assert any("baselines.g.datasets" in e and "did you mean 'digits'" in e for e in errors)
     assert any("baselines.g.methods.kmeanz" in e and "did you mean 'kmeans'" in e for e in errors)
     assert any("dbscan-digits" in e and "also declared" in e for e in errors)
