@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
+from . import io, metrics
 from .config import Params
 
 LOSS_ALIASES = ("loss", "train_loss")
@@ -48,19 +48,10 @@ def _write_csv(path: Path, rows: list[dict], first: list[str]) -> None:
 
 
 def matched_predictions(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Predicted clusters renamed to the class the Hungarian matching pairs them with; unmatched
-    clusters keep a name of their own (``cluster <c>``)."""
-    from scipy.optimize import linear_sum_assignment
-
-    classes, clusters = np.unique(y_true), np.unique(y_pred)
-    counts = np.zeros((len(clusters), len(classes)), dtype=np.int64)
-    ci = {c: i for i, c in enumerate(clusters)}
-    ki = {k: i for i, k in enumerate(classes)}
-    for t, p in zip(y_true, y_pred):
-        counts[ci[p], ki[t]] += 1
-    rows, cols = linear_sum_assignment(-counts)
-    name = {clusters[r]: str(classes[c]) for r, c in zip(rows, cols)}
-    return np.array([name.get(p, f"cluster {p}") for p in y_pred])
+    """Predicted clusters renamed to the class ``metrics.match_clusters`` pairs them with;
+    unmatched clusters keep a name of their own (``cluster <c>``)."""
+    name = {cluster: str(cls) for cluster, cls in metrics.match_clusters(y_true, y_pred).cluster_to_class.items()}
+    return np.array([name.get(p, f"cluster {p}") for p in np.asarray(y_pred).tolist()])
 
 
 def _embedding_png(path: Path, emb: np.ndarray, y: np.ndarray, title: str) -> None:

@@ -65,25 +65,15 @@ def _first_seed(run_dir: Path, view) -> tuple[np.ndarray, np.ndarray, int]:
 
 def matched_confusion(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     """Contingency table (true class x predicted cluster) with the clusters' columns ordered by
-    the Hungarian matching (the same maximisation as ``metrics.hungarian_accuracy``): column i is
-    the cluster matched to class i; clusters left unmatched (more clusters than classes) follow.
-    Rows with a negative true label (noise) are left out, as the metrics do."""
-    from scipy.optimize import linear_sum_assignment
-    from sklearn.metrics.cluster import contingency_matrix
-
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    keep = y_true >= 0
-    y_true, y_pred = y_true[keep], y_pred[keep]
-    classes, clusters = np.unique(y_true), np.unique(y_pred)
-    counts = contingency_matrix(y_true, y_pred)            # rows: classes, columns: clusters (sorted)
-    rows, cols = linear_sum_assignment(counts, maximize=True)
-    order = [int(c) for _, c in sorted(zip(rows, cols))]    # by class
-    order += [c for c in range(len(clusters)) if c not in set(order)]
-    matrix = counts[:, order]
-    matched = int(counts[rows, cols].sum())
-    return {"matrix": matrix, "classes": classes, "clusters": clusters[order], "matched": matched,
-            "n": int(counts.sum()), "acc": matched / max(int(counts.sum()), 1),
-            "cluster_to_class": {int(clusters[c]): int(classes[r]) for r, c in zip(rows, cols)}}
+    ``metrics.match_clusters``: column i is the cluster matched to class i; clusters left
+    unmatched (more clusters than classes) follow. Rows with a negative true label (noise) are
+    left out, as the metrics do."""
+    m = metrics.match_clusters(y_true, y_pred)
+    order = [int(c) for _, c in sorted(zip(m.rows, m.cols))]    # by class
+    order += [c for c in range(len(m.clusters)) if c not in set(order)]
+    return {"matrix": m.counts[:, order], "classes": m.classes, "clusters": m.clusters[order],
+            "matched": m.matched, "n": int(m.counts.sum()), "acc": m.accuracy,
+            "cluster_to_class": {int(k): int(v) for k, v in m.cluster_to_class.items()}}
 
 
 def _project(x: np.ndarray, projection: str, seed: int) -> np.ndarray:

@@ -6,6 +6,8 @@ of every clustering metric, as the benchmark suite's own scoring does. A predict
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -20,12 +22,44 @@ def _labelled(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.nd
     return y_true[keep], y_pred[keep]
 
 
-def hungarian_accuracy(y_true, y_pred) -> float:
-    """ACC: the best one-to-one matching of clusters to classes (scipy's Hungarian solver)."""
+@dataclass(frozen=True)
+class ClusterMatching:
+    """The Hungarian matching of predicted clusters to true classes on the labelled rows.
+
+    ``counts`` is the contingency table (rows: ``classes``, columns: ``clusters``, both sorted);
+    class ``classes[r]`` is matched to cluster ``clusters[c]`` for every (r, c) in
+    ``zip(rows, cols)``. With more clusters than classes some clusters stay unmatched."""
+    counts: np.ndarray
+    classes: np.ndarray
+    clusters: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+
+    @property
+    def matched(self) -> int:
+        return int(self.counts[self.rows, self.cols].sum())
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.matched / self.counts.sum())
+
+    @property
+    def cluster_to_class(self) -> dict:
+        return {self.clusters[c].item(): self.classes[r].item() for r, c in zip(self.rows, self.cols)}
+
+
+def match_clusters(y_true, y_pred) -> ClusterMatching:
+    """The one matching of clusters to classes (scipy's Hungarian solver, maximum agreement) that
+    ACC, the confusion figures and the renamed predictions all use."""
     y_true, y_pred = _labelled(y_true, y_pred)
-    c = contingency_matrix(y_true, y_pred)
-    rows, cols = linear_sum_assignment(c, maximize=True)
-    return float(c[rows, cols].sum() / c.sum())
+    counts = contingency_matrix(y_true, y_pred)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return ClusterMatching(counts, np.unique(y_true), np.unique(y_pred), rows, cols)
+
+
+def hungarian_accuracy(y_true, y_pred) -> float:
+    """ACC: the best one-to-one matching of clusters to classes (``match_clusters``)."""
+    return match_clusters(y_true, y_pred).accuracy
 
 
 def nmi(y_true, y_pred) -> float:

@@ -20,6 +20,32 @@ def test_accuracy_with_more_clusters_than_classes_leaves_extra_clusters_unmatche
     assert metrics.hungarian_accuracy([0, 0, 1, 1], [0, 1, 2, 2]) == pytest.approx(3 / 4)
 
 
+def test_match_clusters_pairs_each_class_with_its_best_cluster_and_drops_noise():
+    # labelled rows: class 0 -> cluster 7 (2 rows), class 1 -> cluster 3 (2 of 3 rows), cluster 9 unmatched;
+    # the noise row (-1) sits in cluster 9 and must not make it a match for anything.
+    m = metrics.match_clusters([0, 0, 1, 1, 1, -1], [7, 7, 3, 3, 9, 9])
+    assert m.cluster_to_class == {7: 0, 3: 1}
+    assert m.counts.tolist() == [[0, 2, 0], [2, 0, 1]] and m.clusters.tolist() == [3, 7, 9]
+    assert (m.matched, m.accuracy) == (4, 0.8)
+    assert metrics.hungarian_accuracy([0, 0, 1, 1, 1, -1], [7, 7, 3, 3, 9, 9]) == 0.8
+
+
+def test_every_figure_names_clusters_by_the_metrics_matching():
+    """figures' renamed predictions and GHDCC's confusion order come from metrics.match_clusters,
+    so a figure's diagonal is the matching that ACC counts."""
+    from clusterbench import figures, figures_ghdcc
+
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 4, 300)
+    y_pred = np.where(rng.random(300) < 0.6, (y_true * 3 + 1) % 5, rng.integers(0, 5, 300))
+    mapping = metrics.match_clusters(y_true, y_pred).cluster_to_class
+    renamed = figures.matched_predictions(y_true, y_pred)
+    assert all(r == (str(mapping[p]) if p in mapping else f"cluster {p}") for r, p in zip(renamed, y_pred))
+    conf = figures_ghdcc.matched_confusion(y_true, y_pred)
+    assert conf["cluster_to_class"] == mapping
+    assert np.trace(conf["matrix"]) == conf["matched"] == round(metrics.hungarian_accuracy(y_true, y_pred) * 300)
+
+
 def test_nmi_is_one_for_relabelled_partition_and_zero_for_independent():
     assert metrics.nmi([0, 0, 1, 1, 2, 2], [5, 5, 3, 3, 9, 9]) == pytest.approx(1.0)
     assert metrics.nmi([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(0.0, abs=1e-12)

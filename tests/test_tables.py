@@ -38,8 +38,8 @@ def paper_dir(tmp_path, monkeypatch):
         "extra": [{"row": "k-means", "column": "digits", "dataset": "digits", "run": "kmeans", "metrics": ["acc"]}],
     }}}
     (d / "specs" / "lnscc.yaml").write_text(yaml.safe_dump(spec))
-    monkeypatch.setattr(tables, "PAPER_DIR", d)
-    monkeypatch.setattr(tables, "PAPERS", ("lnscc",))
+    monkeypatch.setattr(tables.cells, "PAPER_DIR", d)
+    monkeypatch.setattr(tables.pages, "PAPERS", ("lnscc",))
     return d
 
 
@@ -264,7 +264,7 @@ def test_smoke_defaults_to_the_gates_expected_values(paper_dir, smoke_params, tm
     expected = tmp_path / "expected"
     expected.mkdir()
     (expected / "smoke.json").write_text(json.dumps(SMOKE_EXPECTED))
-    monkeypatch.setattr(tables.gate, "EXPECTED_DIR", expected)
+    monkeypatch.setattr(tables.pages.gate, "EXPECTED_DIR", expected)
     tables.render_all(smoke_params, "smoke", {"smoke-kmeans-digits": score(0.75, 0.7)})
     rows = read_csv(tmp_path / "reports" / "smoke" / "tables" / "lnscc-table2.csv")
     digits = next(r for r in rows if r["column"] == "digits")
@@ -288,7 +288,7 @@ def test_lost_paper_values_are_a_status_not_a_blank(paper_dir, params, tmp_path)
     assert cells[("k-means", "Digits", "acc")].status == "within tolerance"  # the surviving value is graded
     not_run = cells[("GCC", "Digits", "acc")]
     assert not_run.status == "paper value lost; not run: not implemented" and not_run.reason == "not implemented"
-    assert tables._bucket(ours_lost.status) == "extra" and tables._bucket(not_run.status) == "not run"
+    assert tables.bucket(ours_lost.status) == "extra" and tables.bucket(not_run.status) == "not run"
     tables.render_all(params, "full", scores)
     page = (tmp_path / "reports" / "tables" / "lnscc-table9.md").read_text()
     assert re.search(r"\| lost +\|$", page, re.M) and "lost; not run [a]" in page and "- [a] not implemented" in page
@@ -312,9 +312,33 @@ def test_a_column_marked_not_comparable_shows_both_numbers_without_a_grade(paper
     cells = by_key(c for c in tables.resolve_cells("lnscc", params, scores, "full") if c.table == "9")
     apart = cells[("k-means", "MNIST-test", "acc")]
     assert apart.status == "not comparable" and apart.delta is None and apart.ours_mean == 0.55
-    assert apart.paper_value == 0.9 and tables._bucket(apart.status) == "extra"
+    assert apart.paper_value == 0.9 and tables.bucket(apart.status) == "extra"
     assert cells[("k-means", "Digits", "acc")].status == "outside tolerance (below)"  # the other column is graded
     tables.render_all(params, "full", scores)
     page = (tmp_path / "reports" / "tables" / "lnscc-table9.md").read_text()
     assert re.search(r"\| 0\.900 +\| +0\.550 .*\| +– +\| not compar\. +\|$", page, re.M)
     assert "`not compar.` = our number measures something of another kind" in " ".join(page.split())
+
+
+def test_check_mark_columns_are_row_properties_not_counted_cells(paper_dir, params, tmp_path):
+    """A paper's ✓/✗ column (metric `flag`) says what a row is: shown once with its row, in the
+    CSV of every cell of that row, never a cell of its own, never in the scorecard's counts."""
+    with open(paper_dir / "lnscc.csv", "a", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["lnscc", "2", "k-means", "w/ Conv.", "", "flag", "0", "✗", "no", "top panel: shallow methods"])
+        w.writerow(["lnscc", "2", "JULE", "w/ Conv.", "", "flag", "1", "✓", "no", ""])
+    assert all(c.metric != "flag" for c in tables.resolve_cells("lnscc", params, {}, "full"))
+    props = tables.read_row_properties("lnscc")
+    assert [p.text() for p in props[("2", "k-means")]] == ["w/ Conv. ✗"]
+    tables.render_all(params, "full", {"kmeans-mnist-sample10k": score(0.52, 0.49)})
+    out = tmp_path / "reports"
+    md = (out / "tables" / "lnscc-table2.md").read_text()
+    assert "| Row properties |" in md and "flag" not in md
+    kmeans_lines = [line for line in md.splitlines() if line.startswith("| k-means")]
+    assert len(kmeans_lines) == 4 and "w/ Conv. ✗" in kmeans_lines[0]   # 3 paper cells + the extra
+    assert not any("w/ Conv." in line for line in kmeans_lines[1:])   # once per row
+    assert "top panel: shallow methods" in md                           # the property's note kept
+    with open(out / "tables" / "lnscc-table2.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 6 and {r["row_properties"] for r in rows if r["row"] == "JULE"} == {"w/ Conv. ✓"}
+    assert "| lnscc | [2](tables/lnscc-table2.md) | 6 | 1 | 1 | 4 | 0 |" in (out / "README.md").read_text()
