@@ -121,10 +121,10 @@ def bench_lnscc_steps(x: np.ndarray, steps: int = 100, repeat: int = 3, n_cluste
         "per-set batches, bfloat16 (the GPU default)": lnscc.Config(encoder_dtype="bfloat16"),
         "default on the CPU (per-set, auto = float32)": lnscc.Config(),
     }
-    sets = lnscc.build_pair_sets(graph, lnscc.Config())
-    dis = lnscc.sample_disconnected(sets.a, sets.n_dis, rng)
-    union = lnscc.epoch_pairs(sets, dis, rng)
-    tables = lnscc.per_set_tables(sets, dis, rng)
+    sets = lnscc.pairs.build_pair_sets(graph, lnscc.Config())
+    dis = lnscc.pairs.sample_disconnected(sets.a, sets.n_dis, rng)
+    union = lnscc.pairs.epoch_pairs(sets, dis, rng)
+    tables = lnscc.pairs.per_set_tables(sets, dis, rng)
     pairs_per_epoch = len(union)
     x_t = torch.as_tensor(x)
 
@@ -132,13 +132,13 @@ def bench_lnscc_steps(x: np.ndarray, steps: int = 100, repeat: int = 3, n_cluste
         b = config.batch_size
         if config.batching == "union":
             return [union[i * b:(i + 1) * b] for i in range(n_steps)]
-        return [lnscc.per_set_batch(tables, i, b) for i in range(n_steps)]
+        return [lnscc.pairs.per_set_batch(tables, i, b) for i in range(n_steps)]
 
     def run(config, n_steps: int) -> tuple[float, int]:
         """Seconds for n_steps steps and the pairs they took."""
         torch.manual_seed(0)
-        encoder, head = lnscc.build_model(x.shape[1], config, n_clusters)
-        opt = lnscc.make_optimiser(list(encoder.parameters()) + list(head.parameters()), config)
+        encoder, head = lnscc.model.build_model(x.shape[1], config, n_clusters)
+        opt = lnscc.training.make_optimiser(list(encoder.parameters()) + list(head.parameters()), config)
         fast = config.step_impl == "fast"
         todo = batches(config, n_steps)
         todo_t = [torch.as_tensor(t) for t in todo] if fast else todo
@@ -146,12 +146,12 @@ def bench_lnscc_steps(x: np.ndarray, steps: int = 100, repeat: int = 3, n_cluste
         total = 0.0
         t0 = time.perf_counter()
         for i, batch in enumerate(todo_t):
-            eta = lnscc.eta_schedule(i + 1, config.delta, config.xi)
+            eta = lnscc.losses.eta_schedule(i + 1, config.delta, config.xi)
             if fast:
-                loss, logged = lnscc.batch_loss_fast(encoder, head, x_t, batch, config, eta)
+                loss, logged = lnscc.training.batch_loss_fast(encoder, head, x_t, batch, config, eta)
                 sums_t += logged
             else:
-                loss, logs = lnscc.batch_loss(encoder, head, x_t, batch, config, eta, "cpu")
+                loss, logs = lnscc.training.batch_loss(encoder, head, x_t, batch, config, eta, "cpu")
                 if not torch.isfinite(loss):
                     raise FloatingPointError
             opt.zero_grad(set_to_none=True)

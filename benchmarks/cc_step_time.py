@@ -51,10 +51,10 @@ def main() -> None:
         model, loss_fn = cc.CCNetwork(args.backbone, 128, args.clusters), cc.cc_loss(config)
     elif args.method == "ghdcc":
         config = ghdcc.Config(backbone=args.backbone, image_size=args.size, batch_size=args.batch)
-        model, loss_fn = ghdcc.GHDCCNetwork(config, args.clusters), ghdcc.ghdcc_loss(config)
+        model, loss_fn = ghdcc.model.GHDCCNetwork(config, args.clusters), ghdcc.losses.ghdcc_loss(config)
     else:
         config = iciclegcn.Config(backbone=args.backbone, image_size=args.size, batch_size=args.batch)
-        model, loss_fn = iciclegcn.Stage1Network(config, args.clusters), iciclegcn.stage1_loss(config)
+        model, loss_fn = iciclegcn.model.Stage1Network(config, args.clusters), iciclegcn.model.stage1_loss(config)
     device = torch.device(args.device)
     model = model.to(device)
     src = args.source_size or args.size

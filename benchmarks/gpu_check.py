@@ -17,14 +17,14 @@ The checks (``CHECKS``), each through the method's own Config and step code:
   seeds, 30 + 30 sampled neighbours, DMoN losses) on mnist-sample10k's kNN graph (K = params.yaml
   model.k), read from a mirror (``CLUSTERBENCH_MIRROR``). Data wait: sampling the subgraph on the
   CPU and moving it to the device.
-- ``lnscc``: one LNSCC epoch (methods/lnscc.py fit_predict, epochs 1) on the same rows and graph.
+- ``lnscc``: one LNSCC epoch (methods/lnscc/ fit_predict, epochs 1) on the same rows and graph.
   Data wait: the epoch's pair tables (a fresh E^dis, the shuffled per-set tables) built on the host
   and moved to the device; steps then slice them on the device.
 - ``knn``: exact faiss kNN (clusterbench.graphs.knn, the knn stage's code) of 70,000 x 784 generated
   points on the GPU (on the CPU when faiss has no GPU support: ``make setup`` installs faiss-gpu where
   nvidia-smi lists a GPU). Steps: query batches. Data wait: building the index and copying the
   points into it (timed by a separate add of the same points).
-- ``hilander``: a Hi-LANDER epoch (methods/hilander.py defaults) on the synthetic faces of the
+- ``hilander``: a Hi-LANDER epoch (methods/hilander/ defaults) on the synthetic faces of the
   ``openset-faces-synth`` data set (clusterbench.datasets.synthetic, generated). Data wait: drawing
   each step's node batch and copying it to the device (the level graphs are on the device).
 
@@ -400,8 +400,8 @@ def check_lnscc(spec: dict, device: torch.device, inputs) -> dict:
     rows: list[dict] = []
     ctx = context(data.x, data.y, data.graph, data.sizes["classes"], device, log=rows.append)
     tables, steps = ("per_set_tables", "epoch_pairs", "sample_disconnected"), ("batch_loss_fast", "batch_loss")
-    with recording_calls(lnscc, tables, device) as calls, \
-            recording_calls(lnscc, steps, device, synced=False) as step_calls:
+    with recording_calls(lnscc.training, tables, device) as calls, \
+            recording_calls(lnscc.training, steps, device, synced=False) as step_calls:
         lnscc.fit_predict(ctx, config)
     if not rows:
         raise CheckError("lnscc logged no epoch")
@@ -423,7 +423,7 @@ def check_lnscc(spec: dict, device: torch.device, inputs) -> dict:
             "sizes": {**data.sizes, "n_neighbors": config.n_neighbors, "encoder_dims": list(config.encoder_dims),
                       "embedding_dim": config.embedding_dim, "batch_size": config.batch_size,
                       "batching": config.batching, "step_impl": config.step_impl,
-                      "encoder_dtype": lnscc.effective_encoder_dtype(config, device.type)}}
+                      "encoder_dtype": lnscc.training.effective_encoder_dtype(config, device.type)}}
 
 
 def check_knn(spec: dict, device: torch.device, inputs) -> dict:
@@ -469,18 +469,18 @@ def check_hilander(spec: dict, device: torch.device, inputs) -> dict:
     from clusterbench.methods import hilander as H
 
     faces = openset_faces(**spec["faces"])
-    train_rows, test_rows = H.open_set_rows(faces.split)
+    train_rows, test_rows = H.training.open_set_rows(faces.split)
     config = H.Config(epochs=1, **spec["config"])
     start = time.perf_counter()
-    feats = H.l2norm(faces.X[train_rows])
+    feats = H.hierarchy.l2norm(faces.X[train_rows])
     y = faces.y[train_rows]
-    levels = [g for k, lv in zip(config.train_knn_k, config.train_levels) for g in H.ground_truth_levels(feats, y, k, lv)]
-    model = H.Model(feats.shape[1], config, str(device))
+    levels = [g for k, lv in zip(config.train_knn_k, config.train_levels) for g in H.hierarchy.ground_truth_levels(feats, y, k, lv)]
+    model = H.model.Model(feats.shape[1], config, str(device))
     model.train()
     tensors = [model.tensors(g) for g in levels]
     targets = [(torch.as_tensor(g.density, device=device), torch.as_tensor(g.linkage, device=device)) for g in levels]
     setup_s = time.perf_counter() - start
-    # H.train's epoch, step by step: batches of the first graph's size, each graph in turn (its cosine
+    # H.training.train's epoch, step by step: batches of the first graph's size, each graph in turn (its cosine
     # learning-rate schedule is left out: it changes no step's cost)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     per_loader = math.ceil(levels[0].n / config.batch_size)
@@ -497,7 +497,7 @@ def check_hilander(spec: dict, device: torch.device, inputs) -> dict:
             sync(device)
             ready = time.perf_counter()
             opt.zero_grad()
-            loss, _, _ = H._loss(model, tensors[i], targets[i], nodes, rng)
+            loss, _, _ = H.training._loss(model, tensors[i], targets[i], nodes, rng)
             loss.backward()
             opt.step()
             loss.item()

@@ -13,7 +13,7 @@ from clusterbench import metrics
 from sklearn.cluster import KMeans
 for ds in ("fashion-mnist-test-open5", "mnist-sample10k-open5"):
     x, y, split = load(ds, 50)
-    tr, te = H.open_set_rows(split)
+    tr, te = H.training.open_set_rows(split)
     yt = y[te]
     km = KMeans(5, n_init=10, random_state=0).fit_predict(x[te])
     print(ds, "kmeans(k=5)", [round(metrics.CLUSTERING_METRICS[m](yt, km), 3) for m in ("fp", "fb", "nmi")])
@@ -21,7 +21,7 @@ for ds in ("fashion-mnist-test-open5", "mnist-sample10k-open5"):
         cfg = H.Config(hidden=64, lr=0.1, epochs=60, tau=tau)
         torch.manual_seed(0)
         t = time.time()
-        m, info = H.train(x[tr], y[tr], cfg, "cpu", 0) if tau == 0.8 else (m, info)
-        lv, rows, s = H.infer(m, x[te], cfg)
+        m, info = H.training.train(x[tr], y[tr], cfg, "cpu", 0) if tau == 0.8 else (m, info)
+        lv, rows, s = H.inference.infer(m, x[te], cfg)
         print(ds, "hilander tau", tau, "levels", len(rows), "clusters", rows[-1]["clusters"],
               [round(metrics.CLUSTERING_METRICS[k](yt, lv[-1]), 3) for k in ("fp", "fb", "nmi")], "train_s", info["train_s"], "infer_s", round(s, 2))

@@ -53,19 +53,19 @@ def main() -> None:
     from clusterbench.methods import hilander as H
 
     x, y, split = load(args.dataset, args.pca)
-    tr, te = H.open_set_rows(split)
+    tr, te = H.training.open_set_rows(split)
     extra = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.override)}
     for kind in args.models.split(","):
         cfg = H.Config(epochs=args.epochs, hidden=args.hidden, joint=(kind == "joint"), torch_threads=args.threads,
                        **extra)
         torch.manual_seed(0)
         epochs: list[float] = []
-        model, info = H.train(x[tr], y[tr], cfg, "cpu", 0, log=lambda row: epochs.append(row["wall_s"]))
-        levels, rows, infer_s = H.infer(model, x[te], cfg)
+        model, info = H.training.train(x[tr], y[tr], cfg, "cpu", 0, log=lambda row: epochs.append(row["wall_s"]))
+        levels, rows, infer_s = H.inference.infer(model, x[te], cfg)
         # Table 1's comparison without the level count: one full forward pass (linkage + density
         # of every edge and node) over the level-0 test graph, median of --repeats.
-        f = H.l2norm(x[te])
-        g = H.level_graph(f, f, cfg.knn_k)
+        f = H.hierarchy.l2norm(x[te])
+        g = H.hierarchy.level_graph(f, f, cfg.knn_k)
         tensors = model.tensors(g)
         model.train(False)
         passes = []

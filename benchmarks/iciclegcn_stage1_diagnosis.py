@@ -63,7 +63,7 @@ def backbone_grad_norms(model, config, images: torch.Tensor) -> dict:
             continue
         if not getattr(config, f"use_{part}_loss"):
             continue
-        loss, _ = iciclegcn.stage1_loss(config.model_copy(update=flags))(model, xa, xb)
+        loss, _ = iciclegcn.model.stage1_loss(config.model_copy(update=flags))(model, xa, xb)
         model.zero_grad(set_to_none=True)
         loss.backward()
         out[f"grad_{part}"] = round(float(torch.sqrt(sum((p.grad ** 2).sum() for p in model.backbone.parameters()
@@ -115,9 +115,9 @@ def main() -> None:
 
     ctx = RunContext(view=None, graph=None, seed=args.seed, n_clusters=10, progress=False, log=on_epoch)
     torch.manual_seed(ctx.seed)
-    model = iciclegcn.Stage1Network(config, 10)
+    model = iciclegcn.model.Stage1Network(config, 10)
     model_box["model"] = model
-    trainer = iciclegcn.make_trainer(config, ctx, model, iciclegcn.stage1_loss(config), images.shape[-1], "stage1",
+    trainer = iciclegcn.training.make_trainer(config, ctx, model, iciclegcn.model.stage1_loss(config), images.shape[-1], "stage1",
                                      {})
     start = time.perf_counter()
     trainer.fit(images)

@@ -48,7 +48,7 @@ VARIANTS: dict[str, dict] = {
 
 
 def _detached_head_model(build_model):
-    """lnscc.build_model with the head reading Z through detach(): L_clu then trains the head only."""
+    """lnscc.model.build_model with the head reading Z through detach(): L_clu then trains the head only."""
     import torch
 
     class Detach(torch.nn.Module):
@@ -103,9 +103,9 @@ def run_one(data: str, variant: str, seed: int, epochs: int, extra: dict) -> lis
 
     view = load_view(data)
     overrides = {**VARIANTS[variant], **extra}
-    original_build = lnscc.build_model
+    original_build = lnscc.training.build_model
     if overrides.pop("_detach_head", False):   # restored below: pool workers run several jobs
-        lnscc.build_model = _detached_head_model(original_build)
+        lnscc.training.build_model = _detached_head_model(original_build)
     config = lnscc.Config(**{"torch_threads": 1, "progress_snapshots": False, "epochs": epochs,
                              "snapshot_rows": len(view.y), "stop_changed": None, "plateau_tol": None, **overrides})
     graph = graphs.knn(view.X, config.n_neighbors)
@@ -126,7 +126,7 @@ def run_one(data: str, variant: str, seed: int, epochs: int, extra: dict) -> lis
         result = lnscc.fit_predict(RunContext(view=view, graph=graph, seed=seed, n_clusters=view.n_clusters,
                                               progress=False), config, on_epoch=on_epoch)
     finally:
-        lnscc.build_model = original_build
+        lnscc.training.build_model = original_build
     for row, hist in zip(rows, result.history):
         row.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in hist.items()
                     if k not in ("epoch", "steps")})

@@ -60,14 +60,14 @@ def run_one(data: str, variant: str, seed: int, iters: int, lr: float) -> dict:
     kernel = opts.pop("kernel", "exp")
     config = lnscc.Config(**opts)
     graph = graphs.knn(view.X, config.n_neighbors)
-    sets = lnscc.build_pair_sets(graph, config)
+    sets = lnscc.pairs.build_pair_sets(graph, config)
     t0 = time.time()
     z0 = PCA(config.embedding_dim, random_state=seed).fit_transform(view.X).astype(np.float32)
     z0 /= np.sqrt(np.mean(np.sum((z0[graph.indices[:, 0]] - z0) ** 2, 1)))   # nearest neighbour at d^2 ~ 1
     z = torch.tensor(z0, requires_grad=True)
     opt = torch.optim.Adam([z], lr=lr)
     fixed = torch.as_tensor(sets.fixed)
-    kinds_fixed = [(k, fixed[fixed[:, 2] == k]) for k in (lnscc.IM_POS, lnscc.IM_NEG, lnscc.BA)]
+    kinds_fixed = [(k, fixed[fixed[:, 2] == k]) for k in (lnscc.config.IM_POS, lnscc.config.IM_NEG, lnscc.config.BA)]
     kinds_fixed = [(k, t) for k, t in kinds_fixed if len(t)]
     a_umap, b_umap = 1.896, 0.8006   # UMAP's curve for min_dist 0, spread 1
 
@@ -77,11 +77,11 @@ def run_one(data: str, variant: str, seed: int, iters: int, lr: float) -> dict:
             o = 1 / (1 + a_umap * sq.clamp_min(1e-12) ** b_umap)
             return -torch.log(o.clamp_min(1e-12)) if attract else -torch.log((1 - o).clamp_min(1e-4))
         d = sq if config.distance == "squared" else torch.sqrt(sq + 1e-12)
-        return d if attract else lnscc.neg_log_one_minus_o(d, config.log_eps)
+        return d if attract else lnscc.losses.neg_log_one_minus_o(d, config.log_eps)
 
     for it in range(iters):
-        dis = torch.as_tensor(lnscc.sample_disconnected(sets.a, sets.n_dis, rng)) if sets.n_dis else None
-        parts = [terms(t, k in (lnscc.IM_POS, lnscc.BA)) for k, t in kinds_fixed]
+        dis = torch.as_tensor(lnscc.pairs.sample_disconnected(sets.a, sets.n_dis, rng)) if sets.n_dis else None
+        parts = [terms(t, k in (lnscc.config.IM_POS, lnscc.config.BA)) for k, t in kinds_fixed]
         if dis is not None:
             parts.append(terms(dis, False))
         if config.batching == "per_set":

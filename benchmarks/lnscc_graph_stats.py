@@ -29,11 +29,11 @@ def main(names: list[str]) -> None:
         view = load_view(name)
         g = graphs.knn(view.X, 10)
         for unit in ("auto", 0.5, 2.0):
-            u = lnscc.auto_distance_unit(g.indices, g.distances, 2.0) if unit == "auto" else unit
+            u = lnscc.pairs.auto_distance_unit(g.indices, g.distances, 2.0) if unit == "auto" else unit
             w_rows = graphs.local_softmax(g.distances / u)
             perplexity = np.exp(-(w_rows * np.log(w_rows + 1e-30)).sum(1)).mean()
-            i, j, w = lnscc.undirected_edges(lnscc.locally_normalised_graph(g.indices, g.distances / u))
-            qa = lnscc.quantity_augmentation(w, 2.0, max_copies=1000)
+            i, j, w = lnscc.pairs.undirected_edges(lnscc.pairs.locally_normalised_graph(g.indices, g.distances / u))
+            qa = lnscc.pairs.quantity_augmentation(w, 2.0, max_copies=1000)
             same = view.y[i] == view.y[j]
             share = lambda q: q / max(q.sum(), 1)
             pp, pn, pb = share(qa.im_pos), share(qa.im_neg), share(qa.ba)

@@ -16,7 +16,7 @@ from pathlib import Path  # noqa: E402
 import yaml  # noqa: E402
 
 from clusterbench import config, io, resolve  # noqa: E402
-from clusterbench.figures_ghdcc import (PROJECTIONS, confusion_figure, embedding_figure,  # noqa: E402
+from clusterbench.methods.ghdcc.figures import (PROJECTIONS, confusion_figure, embedding_figure,  # noqa: E402
                                         lambda_sweep_figure, write_all)
 
 SPEC = Path("reports/paper/specs/ghdcc.yaml")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from clusterbench import config, io
-from clusterbench.figures_lnscc import figure_embedding, figure_progress
+from clusterbench.methods.lnscc.figures import figure_embedding, figure_progress
 
 
 @config.main_guard

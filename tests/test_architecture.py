@@ -84,3 +84,28 @@ def test_the_circle_finder_finds_a_planted_circle(tmp_path):
     assert circle and circle[0] == circle[-1] and {"clusterbench.a", "clusterbench.b"} <= set(circle)
     (pkg / "sub" / "c.py").write_text("import numpy\n")
     assert find_circle(import_graph(pkg)) is None
+
+
+PAPER_METHODS = ("constellationnet", "iciclegcn", "ghdcc", "lnscc", "hilander")
+
+
+def test_each_paper_method_is_one_folder_with_its_figures():
+    """A paper method's model, training, readings and figures live in clusterbench/methods/<name>/;
+    nothing method-specific is left at the package root."""
+    from clusterbench.methods import METHODS
+
+    for name in PAPER_METHODS:
+        folder = ROOT / "methods" / name
+        assert (folder / "__init__.py").is_file(), f"{name} is not a folder"
+        assert METHODS[name].startswith(f"clusterbench.methods.{name}"), METHODS[name]
+    assert not list(ROOT.glob("figures_*.py")), "method figures belong in the method's folder"
+    for name in ("lnscc", "ghdcc"):
+        assert (ROOT / "methods" / name / "figures.py").is_file()
+
+
+def test_a_method_folder_exports_the_method_interface():
+    from clusterbench.methods import load_method
+
+    for name in PAPER_METHODS[1:]:
+        impl = load_method(name)
+        assert isinstance(impl.TASK, str) and callable(impl.fit_predict) and hasattr(impl.Config, "model_fields")

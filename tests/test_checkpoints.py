@@ -53,9 +53,9 @@ def test_crafted_stage1_and_backbone_files_name_their_fix(tmp_path):
     _crafted(path, marker, "torch.save")
     config = iciclegcn.Config(backbone="cnn", epochs=2, stage1_from=str(path))
     with pytest.raises(DataError, match="re-run the stage-1 run that wrote it"):
-        iciclegcn._load_stage1(None, config, {"settings": {}}, seed=0)
+        iciclegcn.training._load_stage1(None, config, {"settings": {}}, seed=0)
     with pytest.raises(DataError, match="re-run the cc run that wrote it"):
-        iciclegcn._init_backbone_from(None, str(path))
+        iciclegcn.training._init_backbone_from(None, str(path))
     assert not marker.exists()
 
 

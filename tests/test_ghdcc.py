@@ -29,10 +29,10 @@ def _normalised(edges, n=4, weights=None):
 
 
 def test_threshold_keeps_only_pairs_above_it():
-    adj = G.thresholded_adjacency(POINTS, threshold=0.8)  # only a-d
+    adj = G.model.thresholded_adjacency(POINTS, threshold=0.8)  # only a-d
     expected = torch.tensor([[.5, 0, 0, .5], [0, 1, 0, 0], [0, 0, 1, 0], [.5, 0, 0, .5]])
     torch.testing.assert_close(adj, expected)
-    adj = G.thresholded_adjacency(POINTS, threshold=0.5)  # a-b, a-d, b-c, b-d
+    adj = G.model.thresholded_adjacency(POINTS, threshold=0.5)  # a-b, a-d, b-c, b-d
     # degrees with the self-loop: a 3, b 4, c 2, d 3
     torch.testing.assert_close(adj, _normalised([(0, 1), (0, 3), (1, 2), (1, 3)]))
     assert adj[0, 1] == pytest.approx(1 / math.sqrt(12))
@@ -41,16 +41,16 @@ def test_threshold_keeps_only_pairs_above_it():
 
 def test_k_nearest_then_symmetrised():
     # top-1: a -> d, b -> d, c -> b, d -> a; symmetrised: a-d, b-d, b-c
-    adj = G.thresholded_adjacency(POINTS, threshold=0.5, k=1)
+    adj = G.model.thresholded_adjacency(POINTS, threshold=0.5, k=1)
     torch.testing.assert_close(adj, _normalised([(0, 3), (1, 3), (1, 2)]))
     # the threshold still applies: c's nearest (b, .669) is dropped at .7
-    adj = G.thresholded_adjacency(POINTS, threshold=0.7, k=1)
+    adj = G.model.thresholded_adjacency(POINTS, threshold=0.7, k=1)
     torch.testing.assert_close(adj, _normalised([(0, 3), (1, 3)]))
 
 
 def test_cosine_weights_and_no_gradient_through_the_graph():
     h = POINTS.clone().requires_grad_(True)
-    adj = G.thresholded_adjacency(h, threshold=0.8, weights="cosine")
+    adj = G.model.thresholded_adjacency(h, threshold=0.8, weights="cosine")
     cos = float(torch.nn.functional.cosine_similarity(POINTS[0], POINTS[3], dim=0))
     w = torch.zeros(4, 4)
     w[0, 3] = w[3, 0] = cos
@@ -63,27 +63,27 @@ def test_cosine_weights_and_no_gradient_through_the_graph():
 
 def test_mixed_graph_links_the_groups_concatenated_graph_is_block_diagonal():
     groups = [POINTS, POINTS * 2, POINTS + torch.tensor([0.0, 0.01])]
-    mixed = G.batch_graph(groups, "mixed", 0.8)
-    concat = G.batch_graph(groups, "concatenated", 0.8)
+    mixed = G.model.batch_graph(groups, "mixed", 0.8)
+    concat = G.model.batch_graph(groups, "concatenated", 0.8)
     assert mixed.shape == concat.shape == (12, 12)
-    torch.testing.assert_close(mixed, G.thresholded_adjacency(torch.cat(groups), 0.8))
+    torch.testing.assert_close(mixed, G.model.thresholded_adjacency(torch.cat(groups), 0.8))
     for i in range(3):
         for j in range(3):
             block = concat[4 * i:4 * i + 4, 4 * j:4 * j + 4]
             if i == j:
-                torch.testing.assert_close(block, G.thresholded_adjacency(groups[i], 0.8))
+                torch.testing.assert_close(block, G.model.thresholded_adjacency(groups[i], 0.8))
             else:
                 assert not block.any()
     # the same image's views (identical directions) are neighbours across groups only in the mixed graph
     assert mixed[0, 4] > 0 and mixed[0, 8] > 0
     with pytest.raises(ValueError, match="graph"):
-        G.batch_graph(groups, "other", 0.8)
+        G.model.batch_graph(groups, "other", 0.8)
 
 
 def test_gcn_is_kipf_and_welling():
     torch.manual_seed(0)
-    gcn = G.GCN(2, 3, 5)
-    adj = G.thresholded_adjacency(POINTS, 0.5)
+    gcn = G.model.GCN(2, 3, 5)
+    adj = G.model.thresholded_adjacency(POINTS, 0.5)
     w1, b1, w2, b2 = gcn.fc1.weight, gcn.fc1.bias, gcn.fc2.weight, gcn.fc2.bias
     direct = adj @ torch.relu(adj @ POINTS @ w1.T + b1) @ w2.T + b2
     torch.testing.assert_close(gcn(POINTS, adj), direct)
@@ -91,17 +91,17 @@ def test_gcn_is_kipf_and_welling():
 
 def test_interpolated_view_and_its_use_in_the_loss(monkeypatch):
     xa, xb = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
-    torch.testing.assert_close(G.interpolate(xa, xb, 0.7), 0.7 * xa + 0.3 * xb)
+    torch.testing.assert_close(G.losses.interpolate(xa, xb, 0.7), 0.7 * xa + 0.3 * xb)
     config = G.Config(backbone="cnn", image_size=None)
-    model = G.GHDCCNetwork(config, 3)
+    model = G.model.GHDCCNetwork(config, 3)
     seen = []
     original = model.features
     monkeypatch.setattr(model, "features", lambda x: seen.append(x) or original(x))
-    G.ghdcc_loss(config)(model, xa, xb)
+    G.training.ghdcc_loss(config)(model, xa, xb)
     assert len(seen) == 3  # one backbone pass per view, as CC
     torch.testing.assert_close(seen[2], 0.7 * xa + 0.3 * xb)
     seen.clear()
-    G.ghdcc_loss(config.model_copy(update={"interpolation": False}))(model, xa, xb)
+    G.training.ghdcc_loss(config.model_copy(update={"interpolation": False}))(model, xa, xb)
     assert len(seen) == 2
 
 
@@ -110,18 +110,18 @@ def test_losses_match_direct_computations():
     za, zb = torch.randn(6, 5), torch.randn(6, 5)
     ya, yb, yc = (torch.softmax(torch.randn(6, 3), 1) for _ in range(3))
     direct_mse = np.mean([float(((za[i] / za[i].norm() - zb[i] / zb[i].norm()) ** 2).sum()) for i in range(6)])
-    assert float(G.mse_regularisation(za, zb)) == pytest.approx(direct_mse, rel=1e-5)
+    assert float(G.losses.mse_regularisation(za, zb)) == pytest.approx(direct_mse, rel=1e-5)
     lam = 0.7
     p = lam * ya + (1 - lam) * yb
     direct_ce = -np.mean([float((p[i] * torch.log(yc[i])).sum()) for i in range(6)])
-    ce = G.interpolation_cross_entropy(ya, yb, yc, lam)
+    ce = G.losses.interpolation_cross_entropy(ya, yb, yc, lam)
     assert float(ce) == pytest.approx(direct_ce, rel=1e-5)
     # KL(P || Y_c) = CE - H(P): the same minimiser (eqs. 7-8)
     kl = float((p * (torch.log(p) - torch.log(yc))).sum(1).mean())
     entropy = float(-(p * torch.log(p)).sum(1).mean())
     assert kl == pytest.approx(float(ce) - entropy, rel=1e-5)
     config = G.Config(mse_weight=0.5, ce_weight=0.5)
-    parts = G.ghdcc_objective(config, za, zb, ya, yb, yc)
+    parts = G.losses.ghdcc_objective(config, za, zb, ya, yb, yc)
     instance = contrastive.nt_xent(za, zb, 0.5)
     cluster = contrastive.cluster_contrastive_loss(ya, yb, 1.0, 1.0)
     assert float(parts.instance) == pytest.approx(float(instance))
@@ -130,10 +130,10 @@ def test_losses_match_direct_computations():
     # the target is held fixed: only Y_c receives the cross-entropy's gradient
     ya_ = ya.clone().requires_grad_(True)
     yc_ = yc.clone().requires_grad_(True)
-    G.interpolation_cross_entropy(ya_, yb, yc_, lam).backward()
+    G.losses.interpolation_cross_entropy(ya_, yb, yc_, lam).backward()
     assert ya_.grad is None and yc_.grad is not None
     # without the third view the cross-entropy term is absent
-    assert float(G.ghdcc_objective(config, za, zb, ya, yb).ce) == 0.0
+    assert float(G.losses.ghdcc_objective(config, za, zb, ya, yb).ce) == 0.0
 
 
 def test_two_of_five_operations_per_image():
@@ -244,13 +244,13 @@ def test_resume_after_an_interruption_gives_exactly_the_uninterrupted_run(tmp_pa
 
 def test_prediction_graphs_do_not_follow_the_data_set_order(tmp_path, monkeypatch):
     config = G.Config(**{**TINY, "epochs": 1, "batch_size": 16})
-    model = G.GHDCCNetwork(config, 4)
+    model = G.model.GHDCCNetwork(config, 4)
     model.eval()
     images = torch.rand(32, 3, 16, 16)
     batches = []
-    original = G.GHDCCNetwork.forward
-    monkeypatch.setattr(G.GHDCCNetwork, "forward", lambda self, x: batches.append(x) or original(self, x))
-    z, y = G.predict_outputs(model, images, config, seed=0, device="cpu")
+    original = G.model.GHDCCNetwork.forward
+    monkeypatch.setattr(G.model.GHDCCNetwork, "forward", lambda self, x: batches.append(x) or original(self, x))
+    z, y = G.training.predict_outputs(model, images, config, seed=0, device="cpu")
     assert z.shape == (32, 128) and y.shape == (32, 4) and len(batches) == 2
     assert not torch.equal(batches[0], images[:16])
 
@@ -259,9 +259,9 @@ def test_autocast_path_runs_and_the_graph_stays_float32(tmp_path):
     result = G.fit_predict(_ctx(tmp_path, "amp"), G.Config(**{**TINY, "epochs": 1, "mixed_precision": "on"}))
     assert result.labels.shape == (64,) and np.isfinite(result.history[0]["loss"])
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        adj = G.thresholded_adjacency(POINTS, 0.5)
+        adj = G.model.thresholded_adjacency(POINTS, 0.5)
     assert adj.dtype == torch.float32
-    torch.testing.assert_close(adj, G.thresholded_adjacency(POINTS, 0.5))
+    torch.testing.assert_close(adj, G.model.thresholded_adjacency(POINTS, 0.5))
 
 
 def test_config_errors_name_the_parameter():

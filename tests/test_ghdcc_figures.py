@@ -1,4 +1,4 @@
-"""GHDCC figures (clusterbench/figures_ghdcc.py, stages/ghdcc_figures.py): hand-made run folders
+"""GHDCC figures (clusterbench/methods/ghdcc/figures.py, stages/ghdcc_figures.py): hand-made run folders
 with known labels, so the drawn counts and scores are checked, not only that a PNG appeared."""
 import importlib.util
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from clusterbench import config, io, metrics
-from clusterbench.figures_ghdcc import (PNG_MAGIC, confusion_figure, embedding_figure, lambda_sweep_figure,
+from clusterbench.methods.ghdcc.figures import (PNG_MAGIC, confusion_figure, embedding_figure, lambda_sweep_figure,
                                         matched_confusion, write_all)
 
 REPO = Path(__file__).resolve().parents[1]

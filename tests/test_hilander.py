@@ -38,20 +38,20 @@ def test_one_level_of_linkage_and_merge_gives_the_expected_super_nodes():
                      [0.60, 0.90],   # into 2: 0 (p 0.6 < tau) dropped, 1 -> 2 kept
                      [0.99, 0.99],   # into 3: 4 is less dense, 0 -> 3 has p 0.99: kept (cross edge)
                      [0.95, 0.99]])  # into 4: 3 (0.95) and 2 (0.99) both denser, both pass: best p wins -> 2
-    parent = H.decode_level(nbrs, valid, prob, density, tau=0.8)
+    parent = H.inference.decode_level(nbrs, valid, prob, density, tau=0.8)
     assert parent.tolist() == [-1, 0, 1, 0, 2]
-    hier = H.Hierarchy(np.eye(5, dtype=np.float32))
+    hier = H.hierarchy.Hierarchy(np.eye(5, dtype=np.float32))
     added, peaks = hier.merge(parent)
     assert added == 4 and peaks.tolist() == [True, False, False, False, False]
     assert hier.labels.tolist() == [0, 0, 0, 0, 0]
     # tau above every probability: no edge, every node its own super-node
-    parent = H.decode_level(nbrs, valid, prob, density, tau=0.995)
+    parent = H.inference.decode_level(nbrs, valid, prob, density, tau=0.995)
     assert (parent == -1).all()
 
 
 def test_merge_accumulates_over_levels_and_next_level_uses_peak_and_mean_features():
     feats = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
-    hier = H.Hierarchy(feats)
+    hier = H.hierarchy.Hierarchy(feats)
     added, peaks = hier.merge(np.array([-1, 0, -1, 2]))  # {0, 1}, {2, 3}
     assert added == 2 and hier.labels.tolist() == [0, 0, 1, 1]
     nxt, cluster = hier.next_level(feats, peaks)
@@ -61,12 +61,12 @@ def test_merge_accumulates_over_levels_and_next_level_uses_peak_and_mean_feature
 
 
 def test_stop_rule():
-    assert H.stop_iterating(0, 10, True, 0, np.inf, 10)          # no new edge
-    assert H.stop_iterating(9, 10, False, 5, 100, 10)            # last level
-    assert not H.stop_iterating(0, 10, True, 100, np.inf, 10)    # first level never stops early
-    assert not H.stop_iterating(1, 10, True, 10, 100, 10)        # 100 / 10 >= k - 1
-    assert H.stop_iterating(1, 10, True, 20, 100, 10)            # 100 / 20 < k - 1
-    assert not H.stop_iterating(1, 10, False, 20, 100, 10)       # ... unless early stop is off
+    assert H.inference.stop_iterating(0, 10, True, 0, np.inf, 10)          # no new edge
+    assert H.inference.stop_iterating(9, 10, False, 5, 100, 10)            # last level
+    assert not H.inference.stop_iterating(0, 10, True, 100, np.inf, 10)    # first level never stops early
+    assert not H.inference.stop_iterating(1, 10, True, 10, 100, 10)        # 100 / 10 >= k - 1
+    assert H.inference.stop_iterating(1, 10, True, 20, 100, 10)            # 100 / 20 < k - 1
+    assert not H.inference.stop_iterating(1, 10, False, 20, 100, 10)       # ... unless early stop is off
 
 
 class _NoLinkModel:
@@ -92,7 +92,7 @@ class _NoLinkModel:
 
 def test_level_loop_stops_when_no_edge_is_added():
     x = np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32)
-    labels, info, _ = H.infer(_NoLinkModel(), x, H.Config(**TINY))
+    labels, info, _ = H.inference.infer(_NoLinkModel(), x, H.Config(**TINY))
     assert len(info) == 1 and info[0]["edges_added"] == 0
     assert len(np.unique(labels[-1])) == 40
 
@@ -146,8 +146,8 @@ def test_two_model_variant_and_gat_run():
     for over in ({"joint": False}, {"conv": "gat", "gat_heads": 2}, {"num_conv": 2}):
         res = _fit(view, **over)
         assert len(res.labels) == int((view.split == 1).sum())
-    joint = H.Model(16, H.Config(**TINY), "cpu").n_params()
-    two = H.Model(16, H.Config(**TINY, joint=False), "cpu").n_params()
+    joint = H.model.Model(16, H.Config(**TINY), "cpu").n_params()
+    two = H.model.Model(16, H.Config(**TINY, joint=False), "cpu").n_params()
     assert two > joint
 
 

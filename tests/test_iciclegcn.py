@@ -8,7 +8,7 @@ import torch
 from pydantic import ValidationError
 
 from clusterbench.embeddings import View
-from clusterbench.methods import RunContext, checkpoints, load_method
+from clusterbench.methods import RunContext, checkpoints, dec, load_method
 from clusterbench.methods import iciclegcn as I
 
 torch.set_num_threads(1)
@@ -19,19 +19,19 @@ torch.set_num_threads(1)
 def test_heat_kernel_graph_on_points_of_a_line():
     x = np.array([[0.0], [1.0], [3.0], [6.0]], np.float32)
     # 1-NN: 0->1 (d 1), 1->0 (d 1), 2->1 (d 2), 3->2 (d 3); symmetric union; S = exp(-d^2 / t), t = 1.
-    a = I.heat_kernel_graph(x, 1, t=1.0).toarray()
+    a = I.mgcn.heat_kernel_graph(x, 1, t=1.0).toarray()
     expected = np.zeros((4, 4))
     for i, j, d in [(0, 1, 1.0), (1, 2, 2.0), (2, 3, 3.0)]:
         expected[i, j] = expected[j, i] = math.exp(-d * d)
     assert np.allclose(a, expected, atol=1e-7)
     # t scales the kernel; binary weights keep the edges only
-    assert np.isclose(I.heat_kernel_graph(x, 1, t=2.0).toarray()[1, 2], math.exp(-4 / 2))
-    assert np.array_equal(I.heat_kernel_graph(x, 1, weights="binary").toarray(), (expected > 0).astype(float))
+    assert np.isclose(I.mgcn.heat_kernel_graph(x, 1, t=2.0).toarray()[1, 2], math.exp(-4 / 2))
+    assert np.array_equal(I.mgcn.heat_kernel_graph(x, 1, weights="binary").toarray(), (expected > 0).astype(float))
 
 
 def test_normalized_adjacency_is_the_symmetric_gcn_normalisation():
     a = np.array([[0, 0.5, 0], [0.5, 0, 1.0], [0, 1.0, 0]])
-    got = I.normalized_adjacency(a).toarray()
+    got = I.mgcn.normalized_adjacency(a).toarray()
     a_tilde = a + np.eye(3)
     d = a_tilde.sum(1)
     for i in range(3):
@@ -43,16 +43,16 @@ def test_normalized_adjacency_is_the_symmetric_gcn_normalisation():
 
 def test_fusion_weights_of_eqs_15_16():
     ga, gb, h = torch.tensor([1.0]), torch.tensor([10.0]), torch.tensor([100.0])
-    assert float(I.fuse(ga, gb, h, 0.4, 0.2)) == pytest.approx(0.4 + 2.0 + 40.0)
-    assert float(I.fuse(gb, ga, h, 0.4, 0.2)) == pytest.approx(4.0 + 0.2 + 40.0)
-    assert float(I.fuse(ga, None, h, 0.4, 0.2)) == pytest.approx(0.4 + 60.0)   # single stream
+    assert float(I.mgcn.fuse(ga, gb, h, 0.4, 0.2)) == pytest.approx(0.4 + 2.0 + 40.0)
+    assert float(I.mgcn.fuse(gb, ga, h, 0.4, 0.2)) == pytest.approx(4.0 + 0.2 + 40.0)
+    assert float(I.mgcn.fuse(ga, None, h, 0.4, 0.2)) == pytest.approx(0.4 + 60.0)   # single stream
 
 
 def test_trident_forward_matches_the_equations_written_out():
     torch.manual_seed(0)
     n, d, k, hidden = 5, 6, 3, [4, 4, 7]
-    ae = I.AutoEncoder(d, hidden, k)
-    net = I.MGCN(ae, d, hidden, k, streams=2, sigma=0.4, gamma=0.2)
+    ae = I.model.AutoEncoder(d, hidden, k)
+    net = I.mgcn.MGCN(ae, d, hidden, k, streams=2, sigma=0.4, gamma=0.2)
     z = torch.rand(n, d)
     adj = [torch.rand(n, n), torch.rand(n, n)]
     h_out, rec, (sa, sb) = net(z, adj)
@@ -80,11 +80,11 @@ def test_trident_forward_matches_the_equations_written_out():
 
 
 def test_sparse_and_dense_adjacency_agree():
-    a = I.normalized_adjacency(I.heat_kernel_graph(np.random.default_rng(0).random((12, 3), dtype=np.float32), 3))
-    layer = I.GCNLayer(4, 2)
+    a = I.mgcn.normalized_adjacency(I.mgcn.heat_kernel_graph(np.random.default_rng(0).random((12, 3), dtype=np.float32), 3))
+    layer = I.mgcn.GCNLayer(4, 2)
     x = torch.rand(12, 4)
     dense = layer(x, torch.from_numpy(a.toarray().astype(np.float32)))
-    sparse = layer(x, I.sparse_tensor(a, "cpu"))
+    sparse = layer(x, I.mgcn.sparse_tensor(a, "cpu"))
     assert torch.allclose(dense, sparse, atol=1e-6)
 
 
@@ -93,26 +93,26 @@ def test_sparse_and_dense_adjacency_agree():
 def test_student_t_and_target_on_a_hand_made_case():
     h = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
     mu = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
-    q = I.student_t(h, mu, dof=1.0)           # (1 + d^2)^-1: [[1, 1/5], [1/5, 1]], rows normalised
+    q = I.mgcn.student_t(h, mu, dof=1.0)           # (1 + d^2)^-1: [[1, 1/5], [1/5, 1]], rows normalised
     assert torch.allclose(q, torch.tensor([[1.0, 0.2], [0.2, 1.0]]) / 1.2)
-    p = I.target_distribution(q)              # f_j = 1 for both clusters: p ~ q^2
+    p = dec.target_distribution(q)              # f_j = 1 for both clusters: p ~ q^2
     assert torch.allclose(p, torch.tensor([[1.0, 0.04], [0.04, 1.0]]) / 1.04)
     # another degree of freedom: exponent -(v + 1) / 2
-    q3 = I.student_t(h, mu, dof=3.0)
+    q3 = I.mgcn.student_t(h, mu, dof=3.0)
     ref = (1 + 4 / 3) ** -2
     assert torch.allclose(q3[0], torch.tensor([1.0, ref]) / (1 + ref))
     # f_j divides: a cluster used more is sharpened less
     q_unbalanced = torch.tensor([[0.6, 0.4], [0.6, 0.4], [0.2, 0.8]])
     f = q_unbalanced.sum(0)
     w = q_unbalanced ** 2 / f
-    assert torch.allclose(I.target_distribution(q_unbalanced), w / w.sum(1, keepdim=True))
+    assert torch.allclose(dec.target_distribution(q_unbalanced), w / w.sum(1, keepdim=True))
 
 
 def test_kl_divergence_is_mean_over_rows():
     p = torch.tensor([[0.5, 0.5], [0.9, 0.1]])
     q = torch.tensor([[0.25, 0.75], [0.9, 0.1]])
     expected = (0.5 * math.log(2) + 0.5 * math.log(0.5 / 0.75)) / 2
-    assert float(I.kl_divergence(p, q)) == pytest.approx(expected, rel=1e-6)
+    assert float(I.mgcn.kl_divergence(p, q)) == pytest.approx(expected, rel=1e-6)
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -189,18 +189,18 @@ def test_end_to_end_and_stage1_reuse(tmp_path, monkeypatch):
     assert np.array_equal(same.labels, full.labels)
     ctx = _ctx(tmp_path, "lr")
     config = impl.Config(**{**TINY, "gcn_iterations": 1}, stage1_from=str(kept), gcn_stream_lr=1e-2)
-    model, _, _ = I.train_stage1(ctx, config, I.view_images(ctx))
+    model, _, _ = I.training.train_stage1(ctx, config, I.training.view_images(ctx))
     before = {k: v.clone() for k, v in model.autoencoder.state_dict().items()}
     torch.manual_seed(0)
     captured = {}
-    real_mgcn = I.MGCN
+    real_mgcn = I.mgcn.MGCN
 
     def spy(*args, **kwargs):
         captured["net"] = real_mgcn(*args, **kwargs)
         captured["streams"] = [p.detach().clone() for p in captured["net"].streams.parameters()]
         return captured["net"]
-    monkeypatch.setattr(I, "MGCN", spy)
-    I.train_stage2(ctx, config, model, I.view_images(ctx))
+    monkeypatch.setattr(I.training, "MGCN", spy)
+    I.training.train_stage2(ctx, config, model, I.training.view_images(ctx))
     stream_step = max(float((a.detach() - b).abs().max()) for a, b in zip(captured["net"].streams.parameters(),
                                                                captured["streams"]))
     ae_step = max(float((model.autoencoder.state_dict()[k] - v).abs().max()) for k, v in before.items())
@@ -223,13 +223,13 @@ def test_without_gcns_and_ae_is_cc_with_the_mlp_head(tmp_path):
 def test_loss_switches_and_the_released_cluster_views(tmp_path):
     torch.manual_seed(0)
     config = I.Config(**TINY)
-    model = I.Stage1Network(config, 4)
+    model = I.model.Stage1Network(config, 4)
     xa, xb = torch.rand(8, 3, 16, 16), torch.rand(8, 3, 16, 16)
-    _, parts = I.stage1_loss(config)(model, xa, xb)
+    _, parts = I.model.stage1_loss(config)(model, xa, xb)
     assert {"instance_loss", "cluster_loss", "entropy", "reconstruction_loss"} == set(parts)
-    _, released = I.stage1_loss(I.Config(**TINY, cluster_loss_views="a_a"))(model, xa, xb)
+    _, released = I.model.stage1_loss(I.Config(**TINY, cluster_loss_views="a_a"))(model, xa, xb)
     assert released["cluster_loss"] != parts["cluster_loss"]
-    _, only_rec = I.stage1_loss(I.Config(**TINY, use_instance_loss=False, use_cluster_loss=False))(model, xa, xb)
+    _, only_rec = I.model.stage1_loss(I.Config(**TINY, use_instance_loss=False, use_cluster_loss=False))(model, xa, xb)
     assert set(only_rec) == {"reconstruction_loss"}
 
 
@@ -240,8 +240,8 @@ def test_backbone_from_a_cc_checkpoint(tmp_path):
                         checkpoint_dir=tmp_path / "ckpt-cc")
     CC.fit_predict(cc_ctx, CC.Config(backbone="cnn", image_size=None, batch_size=32, epochs=1, keep_checkpoints=[1]))
     cc_file = tmp_path / "cc" / "checkpoints" / "cc-epoch1.pt"
-    model = I.Stage1Network(I.Config(**TINY), 4)
-    I._init_backbone_from(model, str(cc_file))
+    model = I.model.Stage1Network(I.Config(**TINY), 4)
+    I.training._init_backbone_from(model, str(cc_file))
     cc_weights = checkpoints.load(cc_file)["model"]
     own = model.state_dict()
     assert all(torch.equal(own[k], cc_weights[k]) for k in cc_weights if k.startswith("backbone."))
@@ -250,9 +250,9 @@ def test_backbone_from_a_cc_checkpoint(tmp_path):
 def test_vanishing_heat_weights_are_dropped_not_kept_as_subnormals():
     # Neighbour distance 10 with t = 1: exp(-100) is below float32's smallest normal number.
     x = np.array([[0.0], [10.0], [20.0]], np.float32)
-    a = I.heat_kernel_graph(x, 1, t=1.0)
+    a = I.mgcn.heat_kernel_graph(x, 1, t=1.0)
     assert a.nnz == 0
-    assert I.heat_kernel_graph(x, 1, t=100.0).nnz == 4   # a wider kernel keeps the edges
+    assert I.mgcn.heat_kernel_graph(x, 1, t=100.0).nnz == 4   # a wider kernel keeps the edges
 
 
 def test_every_iciclegcn_table_cell_maps_to_a_configured_run():

@@ -88,13 +88,13 @@ def test_graph_batch_size_of_ghdcc_is_refused_by_name(monkeypatch):
 def test_huge_beta_is_refused_naming_beta_not_the_distance_scale():
     graph = graphs.knn(_features().X, 10)
     with pytest.raises(DataError) as err:
-        lnscc.build_pair_sets(graph, lnscc.Config(beta=1e9))
+        lnscc.pairs.build_pair_sets(graph, lnscc.Config(beta=1e9))
     message = str(err.value)
     assert message.startswith("lnscc: beta = 1e+09") and "lower beta (at most" in message
     assert "distance" not in message and "\n" not in message
     # the largest beta the line offers is accepted, just above it refused
     most = float(message.split("at most ")[1].split(" ")[0])
-    sets = lnscc.build_pair_sets(graph, lnscc.Config(beta=most * 0.999))
+    sets = lnscc.pairs.build_pair_sets(graph, lnscc.Config(beta=most * 0.999))
     assert len(sets.fixed) + sets.n_dis <= lnscc.Config().max_pairs
     with pytest.raises(ValueError, match="finite"):
         lnscc.Config(beta=float("inf"))
@@ -130,7 +130,7 @@ def _estimate(module, config, shape, k=50, n_clusters=10, device="cpu"):
     n, dims = shape[0], int(np.prod(shape[1:]))
     if module is lnscc:
         x = np.random.default_rng(0).random((n, 16), dtype=np.float32)  # the pair sets of a kNN graph of n rows
-        sets = lnscc.build_pair_sets(graphs.knn(x, config.n_neighbors), config)
+        sets = lnscc.pairs.build_pair_sets(graphs.knn(x, config.n_neighbors), config)
         return lnscc.memory_costs(config, sets, n, dims, n_clusters)
     if module is unsupervised:
         return unsupervised.memory_costs(config, n, dims, k, n_clusters)

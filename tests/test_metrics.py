@@ -33,7 +33,8 @@ def test_match_clusters_pairs_each_class_with_its_best_cluster_and_drops_noise()
 def test_every_figure_names_clusters_by_the_metrics_matching():
     """figures' renamed predictions and GHDCC's confusion order come from metrics.match_clusters,
     so a figure's diagonal is the matching that ACC counts."""
-    from clusterbench import figures, figures_ghdcc
+    from clusterbench import figures
+    from clusterbench.methods.ghdcc import figures as figures_ghdcc
 
     rng = np.random.default_rng(0)
     y_true = rng.integers(0, 4, 300)

@@ -42,7 +42,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ..methods import MethodConfig, Result, RunContext
+from ..methods import MethodConfig, Result, RunContext, dec
+from ..methods.dec import target_distribution
 from ..resources import check_memory
 
 
@@ -333,17 +334,25 @@ def pretrained_autoencoder(ctx: RunContext, config: AutoencoderConfig):
     key = _cache_key(x_np, config, ctx.n_clusters, ctx.seed, device)
     path = CACHE_DIR / f"{key}.pt"
     if config.cache_pretrained and path.is_file():
-        ae = Autoencoder(d, list(config.hidden), config.embedding_dim or ctx.n_clusters).to(device)
         from ..methods import checkpoints  # weights-only: a cache file never runs code
 
         stored = checkpoints.load(path, fix=f"delete {path} (a cached pretraining) to pretrain again")
-        ae.load_state_dict(stored["state"])
-        return ae, x, float(stored["epochs"]), True
-    ae, epochs = pretrain(x, config, ctx.n_clusters, ctx.seed, device, ctx.progress, ctx.log)
+        # The pretraining's logged rows are replayed, so a run's history (and its loss curve) is the
+        # same whether its pretraining ran or came from the cache; an entry written before the cache
+        # kept them is pretrained again.
+        if "history" in stored:
+            ae = Autoencoder(d, list(config.hidden), config.embedding_dim or ctx.n_clusters).to(device)
+            ae.load_state_dict(stored["state"])
+            for row in stored["history"]:
+                ctx.log(dict(row))
+            return ae, x, float(stored["epochs"]), True
+    history: list[dict] = []
+    ae, epochs = pretrain(x, config, ctx.n_clusters, ctx.seed, device, ctx.progress,
+                          lambda row: (history.append(dict(row)), ctx.log(row)))
     if config.cache_pretrained:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")
-        torch.save({"state": ae.state_dict(), "epochs": epochs}, tmp)
+        torch.save({"state": ae.state_dict(), "epochs": epochs, "history": history}, tmp)
         tmp.replace(path)
     return ae, x, epochs, False
 
@@ -378,17 +387,8 @@ class AEKMeansBaseline:
 # --- DEC / IDEC ------------------------------------------------------------------------------
 
 def soft_assignment(z, centres, alpha: float):
-    """q_ij proportional to (1 + ||z_i - mu_j||^2 / alpha)^(-(alpha+1)/2)."""
-    torch = _torch()
-    d2 = torch.cdist(z, centres) ** 2
-    q = (1.0 + d2 / alpha) ** (-(alpha + 1.0) / 2.0)
-    return q / q.sum(dim=1, keepdim=True)
-
-
-def target_distribution(q):
-    """p_ij = (q_ij^2 / f_j) / sum_j' (q_ij'^2 / f_j'), f_j = sum_i q_ij (DEC eq. 3)."""
-    weight = q ** 2 / q.sum(dim=0, keepdim=True)
-    return weight / weight.sum(dim=1, keepdim=True)
+    """q_ij proportional to (1 + ||z_i - mu_j||^2 / alpha)^(-(alpha+1)/2) (methods.dec)."""
+    return dec.student_t(dec.squared_distances(z, centres), alpha)
 
 
 class DECBaseline:

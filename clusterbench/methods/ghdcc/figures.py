@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import io, metrics
+from ... import io, metrics
 
 PROJECTIONS = ("umap", "tsne")
 MAX_POINTS = 5000
@@ -50,7 +50,7 @@ def _save(fig, out_png: Path, dpi: int) -> Path:
 def _true_labels(view, index: np.ndarray) -> np.ndarray:
     """y of the evaluated rows; ``view`` is a View, a path to a view .npz, or y itself."""
     if isinstance(view, (str, Path)):
-        from .embeddings import View
+        from ...embeddings import View
 
         view = View.load(view)
     y = view if isinstance(view, np.ndarray) else view.y

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
+from ... import io
 
 
 def _pca_2d(z: np.ndarray, basis: tuple[np.ndarray, np.ndarray] | None = None):
