@@ -68,10 +68,15 @@ def main() -> None:
     ap.add_argument("--seeds", default="2-9")
     ap.add_argument("--out", required=True)
     ap.add_argument("--merge", nargs="*", default=[], help="JSON files of earlier calls to add to --out")
+    ap.add_argument("--replace", action="store_true",
+                    help="with --merge: a run in a later file replaces that run's values from the earlier files "
+                         "(recalibrating some runs of benchmarks/gate-extra-seeds.json) instead of adding to them")
     args = ap.parse_args()
     data = extra_seeds(args.runs, seed_list(args.seeds)) if args.runs else {}
     for path in args.merge:
         for run, metrics in json.loads(Path(path).read_text()).items():
+            if args.replace:
+                data[run] = {}
             for metric, values in metrics.items():
                 data.setdefault(run, {}).setdefault(metric, []).extend(values)
     Path(args.out).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")

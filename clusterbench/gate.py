@@ -137,10 +137,12 @@ def per_seed_values(reports: Path) -> dict[str, dict]:
 
 def calibrate(reference: dict, variants: list[dict], extra: dict[str, dict[str, list[float]]] | None = None,
               floor: float = DEFAULT_TOLERANCE, z: float = DEFAULT_Z, stable_shift: float = STABLE_SHIFT,
-              conditions: list[str] | None = None) -> dict:
+              conditions: list[str] | None = None, chaotic: set[str] | frozenset = frozenset()) -> dict:
     """Expected values and bands from the reference run of the smoke profile, the same runs under
     other conditions (``variants``: same seeds) and optional extra per-seed samples of chaotic runs
-    (``extra[run][metric]``: values of other seeds, any condition)."""
+    (``extra[run][metric]``: values of other seeds, any condition). Runs in ``chaotic`` get a
+    measured band even where the given conditions agree: conditions that reuse the reference's
+    views and graphs (gate_calibration.py) cannot show a move that starts in the kNN graph."""
     extra = extra or {}
     runs = {}
     for run, ref in sorted(reference.items()):
@@ -160,7 +162,7 @@ def calibrate(reference: dict, variants: list[dict], extra: dict[str, dict[str, 
                 shift = max(shift, max(abs(a - b) for a, b in zip(ref_values, other)))
                 mean_shift = max(mean_shift, abs(sum(other) / n - mean_ref))
                 samples += list(other)
-            if shift <= stable_shift:
+            if shift <= stable_shift and run not in chaotic:
                 value = {"expected": round(mean_ref, 6), "band": floor,
                          "basis": f"reproducible: per-seed shift {shift:.4f} across {1 + len(variants)} conditions"}
             else:
@@ -222,15 +224,29 @@ def main(argv: list[str] | None = None) -> int:
                     help="measure the bands: the reference <reports> folder first (e.g. reports/smoke), then the "
                          "same smoke run's reports made under other conditions")
     ap.add_argument("--extra", help="with --calibrate: JSON {run: {metric: [values of other seeds]}}")
+    ap.add_argument("--runs", nargs="+", help="with --calibrate: recalibrate only these runs, keep the others' values; "
+                                             "a condition may then be a JSON file of benchmarks/gate_calibration.py "
+                                             "with the smoke seeds instead of a reports folder")
     ap.add_argument("--conditions", nargs="*", default=None, help="with --calibrate: names of the conditions")
+    ap.add_argument("--chaotic", nargs="+", help="with --calibrate: runs to band from their seed spread even if the "
+                                                "conditions agree (a move that starts in the graph, see calibrate)")
     ap.add_argument("--z", type=float, default=DEFAULT_Z)
     ap.add_argument("--floor", type=float, default=DEFAULT_TOLERANCE)
     args = ap.parse_args(argv)
 
     if args.calibrate:
-        reference, *variants = [per_seed_values(Path(r)) for r in args.calibrate]
+        reference, *variants = [per_seed_values(Path(r)) if Path(r).is_dir() else json.loads(Path(r).read_text())
+                                for r in args.calibrate]
         extra = json.loads(Path(args.extra).read_text()) if args.extra else None
-        data = calibrate(reference, variants, extra, floor=args.floor, z=args.z, conditions=args.conditions)
+        data = calibrate(reference, variants, extra, floor=args.floor, z=args.z, conditions=args.conditions,
+                         chaotic=set(args.chaotic or ()))
+        if args.runs:   # recalibrate these runs only; every other run keeps its committed values
+            unknown = sorted(set(args.runs) - set(data["runs"]))
+            if unknown:
+                raise SystemExit(f"gate: --runs {', '.join(unknown)}: not in {args.calibrate[0]}'s metrics")
+            kept = json.loads(Path(args.expected).read_text())
+            kept["runs"].update({run: data["runs"][run] for run in args.runs})
+            data = kept
         _write(Path(args.expected), data)
         n_chaotic = sum(v["band"] > args.floor for vals in data["runs"].values() for v in vals.values())
         print(f"wrote {len(data['runs'])} runs to {args.expected}: {n_chaotic} chaotic values with measured bands, "

@@ -122,3 +122,48 @@ def test_cached_autoencoder_is_read_weights_only(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="to pretrain again"):
         deep.pretrained_autoencoder(ctx, deep.AutoencoderConfig(hidden=[8], embedding_dim=2))
     assert not marker.exists()
+
+
+def test_code_fingerprint_covers_a_method_folder_but_its_figures(tmp_path, monkeypatch):
+    """One hash for every resumable method: a package counts every module of its folder except
+    figures.py; editing any counted file (or the shared modules named beside it) changes it."""
+    import importlib
+    import sys as _sys
+
+    package = tmp_path / "toymethod"
+    package.mkdir()
+    for name in ("__init__", "model", "figures"):
+        (package / f"{name}.py").write_text(f"# {name}\n")
+    (tmp_path / "shared_block.py").write_text("# shared\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    toy, shared = importlib.import_module("toymethod"), importlib.import_module("shared_block")
+    try:
+        before = checkpoints.code_fingerprint(toy, shared)
+        assert checkpoints.code_fingerprint(toy, shared) == before and len(before) == 16
+        (package / "figures.py").write_text("# a new plot\n")
+        assert checkpoints.code_fingerprint(toy, shared) == before
+        (package / "model.py").write_text("# model, fixed\n")
+        after_model = checkpoints.code_fingerprint(toy, shared)
+        assert after_model != before
+        (tmp_path / "shared_block.py").write_text("# shared, fixed\n")
+        assert checkpoints.code_fingerprint(toy, shared) != after_model
+        assert checkpoints.code_fingerprint(toy) != checkpoints.code_fingerprint(toy, shared)
+    finally:
+        _sys.modules.pop("toymethod", None)
+        _sys.modules.pop("shared_block", None)
+
+
+def test_every_resumable_method_hashes_its_whole_folder():
+    """The methods' fingerprints go through the one helper: editing a module a method's
+    training imports (not only the ones a list names) must restart its checkpoints."""
+    import inspect
+
+    from clusterbench.methods import cc
+    from clusterbench.methods.constellationnet import unsupervised
+    from clusterbench.methods.ghdcc import training as ghdcc_training
+    from clusterbench.methods.iciclegcn import training as iciclegcn_training
+    from clusterbench.methods.lnscc import training as lnscc_training
+
+    for module in (ghdcc_training, iciclegcn_training, lnscc_training, unsupervised):
+        assert "code_fingerprint(sys.modules[__package__]" in inspect.getsource(module), module.__name__
+    assert "checkpoints.code_fingerprint(contrastive, sys.modules[__name__]" in inspect.getsource(cc)

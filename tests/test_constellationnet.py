@@ -160,7 +160,44 @@ def test_symmetric_adjacency_joins_pairs_in_either_direction():
     pairs, w, _ = adjacency_edges(edge_index, weight, 3)
     assert sorted(zip(pairs[0].tolist(), pairs[1].tolist(), w.tolist())) == [
         (0, 1, 2.0), (1, 0, 2.0), (1, 2, 3.0), (2, 1, 3.0)]
-    assert dense_adjacency(edge_index, weight, 3, symmetric=False).tolist() == [[0, 2, 0], [0, 0, 0], [0, 3, 0]]
+    # directed: the kNN relation, A[node, neighbour] (messages flow neighbour -> node: 0 -> 1, 2 -> 1)
+    assert dense_adjacency(edge_index, weight, 3, symmetric=False).tolist() == [[0, 0, 0], [2, 0, 3], [0, 0, 0]]
+    pairs, w, _ = adjacency_edges(edge_index, weight, 3, symmetric=False)
+    assert sorted(zip(pairs[0].tolist(), pairs[1].tolist(), w.tolist())) == [(1, 0, 2.0), (1, 2, 3.0)]
+
+
+def test_the_default_loss_is_dmonpooling_on_the_unweighted_edge_index_plus_collapse_x01():
+    """4.1.2: "the edge index is converted into a dense adjacency matrix" (0/1, directed as the kNN
+    relation); 4.1.5: "DMoN losses and collapse regularization with 0.1 multiplication factor". The
+    default batch loss is DMoNPooling's three losses on to_dense_adj of the kNN edge index plus its
+    collapse term again x0.1; the other reading (collapse x0.1 only) and the pre-issue-20 adjacency
+    (weighted, undirected) are switches away."""
+    from torch_geometric.utils import to_dense_adj
+
+    from clusterbench.methods.constellationnet.unsupervised import Config, batch_loss, build_model
+
+    torch.manual_seed(0)
+    n, k = 12, 3
+    x = torch.randn(n, 8)
+    knn = torch.tensor([[i, (i + d) % n] for i in range(n) for d in (1, 2, 5)]).T   # (node, neighbour)
+    messages = knn.flip(0)                                                          # neighbour -> node
+    weight = torch.rand(messages.size(1)) + 0.5
+    config = Config(num_layers=1, hidden=4, dropout=0.0)
+    assert (config.symmetric_adjacency, config.dmon_edge_weights, config.collapse_weight,
+            config.cluster_size_weight) == (False, False, 0.1, 1.0)
+    model = build_model(config, 8, k).eval()
+    loss, parts = batch_loss(model, x, messages, weight, config)
+    h, _ = model.encoder(x, messages, weight)
+    _, _, _, spectral, ortho, collapse = model.head.pool(h, to_dense_adj(knn, max_num_nodes=n))
+    torch.testing.assert_close(loss, spectral + ortho + 1.1 * collapse, rtol=1e-5, atol=1e-6)
+    only_x01, _ = batch_loss(model, x, messages, weight, config.model_copy(update={"cluster_size_weight": 0.0}))
+    torch.testing.assert_close(only_x01, spectral + ortho + 0.1 * collapse, rtol=1e-5, atol=1e-6)
+    code = Config(num_layers=1, hidden=4, dropout=0.0, symmetric_adjacency=True, dmon_edge_weights=True)
+    loss_code, _ = batch_loss(model, x, messages, weight, code)
+    adj = to_dense_adj(knn, edge_attr=weight, max_num_nodes=n)[0]
+    _, _, _, spectral_w, ortho_w, collapse_w = model.head.pool(h, torch.maximum(adj, adj.T))
+    torch.testing.assert_close(loss_code, spectral_w + ortho_w + 1.1 * collapse_w, rtol=1e-5, atol=1e-6)
+    assert not torch.isclose(spectral_w, spectral, rtol=0.2)   # the two adjacencies are different objectives
 
 
 # --- the GNN variants (4.1.2) ---------------------------------------------------------------

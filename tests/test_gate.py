@@ -43,6 +43,43 @@ def test_cli_calibrate_then_check(tmp_path):
     assert gate.main(["--metrics", str(metrics), "--expected", str(expected)]) == 1
 
 
+def test_cli_recalibrates_only_the_named_runs(tmp_path):
+    """After a change to one method: its runs get new bands from the reference reports, a JSON
+    condition (gate_calibration.py's output for the smoke seeds) and extra seeds; every other
+    run keeps its committed values, and an unknown run is refused by name."""
+    folder = tmp_path / "ref" / "metrics"
+    folder.mkdir(parents=True)
+    for run, acc in (("changed", [0.5, 0.7]), ("other", [0.9, 0.9])):
+        (folder / f"{run}.json").write_text(json.dumps({"run": run, "seeds": [0, 1], "n_clusters": 10,
+                                                        "per_seed": {"acc": acc}}))
+    expected = tmp_path / "expected.json"
+    committed = {"floor": 0.02, "conditions": ["avx2"], "runs": {
+        "changed": {"acc": {"expected": 0.3, "band": 0.02}}, "other": {"acc": {"expected": 0.1, "band": 0.02}}}}
+    expected.write_text(json.dumps(committed))
+    sse = tmp_path / "sse.json"
+    sse.write_text(json.dumps({"changed": {"acc": [0.52, 0.69]}}))
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps({"changed": {"acc": [0.55, 0.65, 0.6, 0.58]}}))
+    assert gate.main(["--calibrate", str(tmp_path / "ref"), str(sse), "--extra", str(extra), "--runs", "changed",
+                      "--expected", str(expected)]) == 0
+    stored = json.loads(expected.read_text())
+    assert stored["runs"]["other"] == committed["runs"]["other"] and stored["conditions"] == ["avx2"]
+    new = stored["runs"]["changed"]["acc"]
+    assert new["band"] > 0.02 and abs(new["expected"] - (0.5 + 0.7 + 0.52 + 0.69 + 0.55 + 0.65 + 0.6 + 0.58) / 8) < 1e-6
+    # conditions that agree give the floor, unless the run is named chaotic (its move starts in the graph)
+    (folder / "changed.json").write_text(json.dumps({"run": "changed", "seeds": [0, 1], "n_clusters": 10,
+                                                     "per_seed": {"acc": [0.52, 0.69]}}))
+    assert gate.main(["--calibrate", str(tmp_path / "ref"), str(sse), "--extra", str(extra), "--runs", "changed",
+                      "--expected", str(expected)]) == 0
+    assert json.loads(expected.read_text())["runs"]["changed"]["acc"]["band"] == 0.02
+    assert gate.main(["--calibrate", str(tmp_path / "ref"), str(sse), "--extra", str(extra), "--runs", "changed",
+                      "--chaotic", "changed", "--expected", str(expected)]) == 0
+    assert json.loads(expected.read_text())["runs"]["changed"]["acc"]["band"] > 0.02
+    import pytest
+    with pytest.raises(SystemExit, match="nosuch"):
+        gate.main(["--calibrate", str(tmp_path / "ref"), "--runs", "nosuch", "--expected", str(expected)])
+
+
 def test_grade_names_what_the_gate_does():
     # "below expected" exactly when compare() reports a regression; the tables use grade() for smoke cells.
     assert gate.grade(0.781, 0.80, 0.02) == "as expected"

@@ -167,13 +167,10 @@ def data_fingerprint(images: torch.Tensor) -> str:
     return hashlib.sha1(np.ascontiguousarray(images.numpy()).data).hexdigest()[:16]  # no copy when contiguous
 
 
-def code_fingerprint(*modules) -> str:
-    """Hash of the training code: a checkpoint written by other code is never continued (a DVC
-    re-run after a fix must not pick up the old run's finished weights)."""
-    digest = hashlib.sha1()
-    for module in (contrastive, checkpoints, *modules):
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:16]
+def code_fingerprint(*sources) -> str:
+    """checkpoints.code_fingerprint of the contrastive trainer (this module, contrastive.py) plus
+    ``sources`` (a method's package or module)."""
+    return checkpoints.code_fingerprint(contrastive, sys.modules[__name__], *sources)
 
 
 def training_fingerprint(config: ContrastiveConfig, ctx: RunContext, images: torch.Tensor, **more) -> dict:
@@ -277,7 +274,7 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
                                              2 * rep * rep + rep * (config.feature_dim + ctx.n_clusters)), ctx.device)
     model = CCNetwork(config.backbone, config.feature_dim, ctx.n_clusters).to(ctx.device)
     trainer = make_trainer(config, ctx, model, cc_loss(config), images.shape[-1], "cc",
-                           training_fingerprint(config, ctx, images, code=code_fingerprint(sys.modules[__name__])))
+                           training_fingerprint(config, ctx, images, code=code_fingerprint()))
     history = trainer.fit(images)
     model.eval()
     start = time.perf_counter()

@@ -21,6 +21,7 @@ so it survives a failed or interrupted stage): ``latest.pt`` and the kept epochs
 """
 from __future__ import annotations
 
+import hashlib
 import pickle
 import random
 import re
@@ -34,6 +35,23 @@ import torch
 from .. import io
 
 LATEST = "latest.pt"
+
+
+def code_fingerprint(*sources) -> str:
+    """Hash of the code a checkpoint's weights depend on, so that a checkpoint written by other code
+    is never continued (a DVC re-run after a fix must not pick up the old run's weights). Each
+    source is a module (its file) or a package (every ``*.py`` of its folder except
+    ``figures.py``: a method folder's plots do not change its weights); this module is always in."""
+    files = {Path(__file__).resolve()}
+    for source in sources:
+        if hasattr(source, "__path__"):
+            files.update(p.resolve() for p in Path(source.__file__).parent.glob("*.py") if p.name != "figures.py")
+        else:
+            files.add(Path(source.__file__).resolve())
+    digest = hashlib.sha1()
+    for path in sorted(files):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _numpy_state() -> dict:

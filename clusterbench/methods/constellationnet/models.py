@@ -259,6 +259,7 @@ def adjacency_edges(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: i
     from torch_geometric.utils import coalesce
 
     w = edge_weight if edge_weight is not None else torch.ones(edge_index.size(1), device=edge_index.device)
+    edge_index = edge_index.flip(0)  # messages flow neighbour -> node; A[node, neighbour] is the kNN relation
     if symmetric:
         edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
         w = torch.cat([w, w])
@@ -287,13 +288,15 @@ def dmon_losses(s: Tensor, edge_index: Tensor, weight: Tensor, num_nodes: int) -
 def dense_adjacency(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int, symmetric: bool = True) -> Tensor:
     """The (n, n) weighted adjacency of a (sampled) graph, for DMoN.
 
-    DMoN's modularity is defined for undirected graphs, and the sampled edges point towards the
-    seeds only, so by default a pair is connected when an edge joins it in either direction
-    (inverse distance is symmetric: both directions carry the same weight).
+    ``edge_index`` is the message-passing one (row 0 = neighbour, row 1 = node); the matrix is the
+    kNN relation, A[node, neighbour] = weight (1 without weights), as the paper's "edge index ...
+    converted into a dense adjacency matrix" (4.1.2) reads. ``symmetric``: a pair is connected
+    when an edge joins it in either direction (DMoN's modularity is defined for undirected graphs;
+    inverse distance is symmetric, so both directions carry the same weight).
     """
     adj = torch.zeros(num_nodes, num_nodes, device=edge_index.device)
     w = edge_weight if edge_weight is not None else torch.ones(edge_index.size(1), device=edge_index.device)
-    adj[edge_index[0], edge_index[1]] = w.to(adj.dtype)
+    adj[edge_index[1], edge_index[0]] = w.to(adj.dtype)
     if symmetric:
         adj = torch.maximum(adj, adj.T)
     return adj

@@ -4,12 +4,15 @@ Data: node features from the run's view (raw pixels, UMAP, or DINOv2 -> UMAP); e
 run's graph, the kNN graph of the *original* features (the paper's "residual edge index"), with
 inverse-distance weights. Training: mini-batches of 64 seed nodes with 30 neighbours sampled
 over 2 hops; on each sampled subgraph the GNN embeds the nodes, DMoN assigns them to clusters
-on the subgraph's dense adjacency, and the loss is
+on the subgraph's adjacency (by default the edge index as a 0/1 directed matrix, 4.1.2), and the
+loss is
 
     spectral + orthogonality_weight * orthogonality
              + (collapse_weight + cluster_size_weight) * collapse  (+ attention for SuperGAT)
 
-(why collapse appears twice: docs/methods/constellationnet.md). Adam (lr 1e-3), ReduceLROnPlateau
+i.e. "DMoN losses and collapse regularization with 0.1 multiplication factor" (4.1.5): DMoNPooling's
+own losses at weight 1 plus the collapse formula again x0.1, a total of 1.1 on it, as in the authors'
+code (the reading, its alternative and their measured effect: docs/methods/constellationnet.md). Adam (lr 1e-3), ReduceLROnPlateau
 (patience 5, factor 0.75) on the epoch's mean training loss, at most ``epochs`` epochs, stopped
 earlier when that loss has not improved by ``stop_min_delta`` for ``stop_patience`` epochs: a
 label-free rule, the labels are never read here.
@@ -20,6 +23,7 @@ Prediction: every node is embedded once with the trained GNN (whole graph by def
 """
 from __future__ import annotations
 
+import sys
 import time
 from typing import Literal
 
@@ -28,7 +32,7 @@ import torch
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from .. import Result, RunContext, checkpoints
+from .. import Result, RunContext, checkpoints, gnn_layers
 from ... import resources
 from .common import (EpochTimer, PlateauStop, TrainingConfig, count_parameters, full_graph_tensors,
                      gnn_parameter_count, subgraph_nodes, subgraph_tensors)
@@ -57,9 +61,18 @@ class Config(TrainingConfig):
     spectral_weight: float = Field(1.0, ge=0.0)
     collapse_weight: float = Field(0.1, ge=0.0, description="DMoN collapse regularisation (4.1.5: x0.1)")
     orthogonality_weight: float = Field(1.0, ge=0.0)
-    cluster_size_weight: float = Field(1.0, ge=0.0, description="the cluster-size balancing loss (3.1.2)")
+    cluster_size_weight: float = Field(
+        1.0, ge=0.0, description="DMoNPooling's own collapse ('cluster') loss, one of 'the DMoN losses' (3.1.2, "
+        "4.1.5); with collapse_weight's 0.1 the total weight on the collapse formula is 1.1, as in the authors' code. "
+        "0 = collapse x0.1 only, the other reading of 4.1.5 (docs/methods/constellationnet.md)")
     attention_weight: float = Field(1.0, ge=0.0, description="SuperGAT's self-supervised attention loss")
-    symmetric_adjacency: bool = Field(True, description="DMoN on the undirected version of each subgraph")
+    symmetric_adjacency: bool = Field(
+        False, description="DMoN's adjacency: false = the edge index as it is (A[i, j] = 1 when j is one of i's "
+        "(sampled) neighbours, directed, 4.1.2 and the authors' notebook); true = undirected (a pair joined in either "
+        "direction)")
+    dmon_edge_weights: bool = Field(
+        False, description="DMoN's adjacency weighted by inverse distance; false = 0/1, the edge index 'converted into "
+        "a dense adjacency matrix' (4.1.2). The convs' edge weights are `edge_weights`")
     dmon: Literal["sparse", "dense"] = Field(
         "sparse", description="DMoN losses from the edge list (O(E k)), or DMoNPooling on the dense "
         "adjacency (O(n^2)); the values are the same")
@@ -108,13 +121,14 @@ def memory_costs(config: Config, n: int, in_dim: int, k: int, n_clusters: int) -
 def batch_loss(model: ConstellationGNN, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor,
                config: Config, adjacency: tuple | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss on one sampled subgraph (or the whole graph), and its pieces; ``adjacency``:
-    DMoN's symmetrised edge list of this graph when the caller computed it once (full batch)."""
+    DMoN's adjacency edge list of this graph when the caller computed it once (full batch)."""
     h, attention = model.encoder(x, edge_index, edge_weight)
+    dmon_weight = edge_weight if config.dmon_edge_weights else None
     if config.dmon == "dense":
-        adj = dense_adjacency(edge_index, edge_weight, x.size(0), symmetric=config.symmetric_adjacency)
+        adj = dense_adjacency(edge_index, dmon_weight, x.size(0), symmetric=config.symmetric_adjacency)
         _, losses = model.head.dense(h, adj)
     else:
-        _, losses = model.head.sparse(h, edge_index, edge_weight, x.size(0), symmetric=config.symmetric_adjacency,
+        _, losses = model.head.sparse(h, edge_index, dmon_weight, x.size(0), symmetric=config.symmetric_adjacency,
                                       adjacency=adjacency)
     loss = (config.spectral_weight * losses.spectral
             + config.orthogonality_weight * losses.orthogonality
@@ -170,18 +184,22 @@ def training_graphs(graph: InNeighbours, x: torch.Tensor, seeds_all: np.ndarray,
 
 
 def whole_graph(graph: InNeighbours, config: Config, device) -> tuple:
-    """Full-batch training's graph: edge tensors and DMoN's symmetrised adjacency, computed once."""
+    """Full-batch training's graph: edge tensors and DMoN's adjacency, computed once."""
     edge_index, edge_weight = full_graph_tensors(graph, device)
-    adjacency = (adjacency_edges(edge_index, edge_weight, graph.n, config.symmetric_adjacency)
+    adjacency = (adjacency_edges(edge_index, edge_weight if config.dmon_edge_weights else None, graph.n,
+                                 config.symmetric_adjacency)
                  if config.dmon == "sparse" else None)
     return edge_index, edge_weight, adjacency
 
 
-def partition_modularity(graph: InNeighbours, labels: np.ndarray, n_clusters: int) -> float:
-    """Modularity of a hard partition on the whole (undirected, inverse-distance weighted) kNN
-    graph: DMoN's objective, a label-free measure of the result recorded with every run."""
+def partition_modularity(graph: InNeighbours, labels: np.ndarray, n_clusters: int, symmetric: bool = True,
+                         weighted: bool = True) -> float:
+    """Modularity of a hard partition on the whole kNN graph: DMoN's objective, a label-free measure
+    of a result. The defaults (undirected, inverse-distance weighted) are the yardstick recorded
+    with every run (``modularity``), whatever adjacency the run trained on; ``symmetric`` and
+    ``weighted`` give DMoN's other adjacencies (``modularity_dmon`` records the run's own)."""
     edge_index, weight = (torch.from_numpy(a) for a in graph.edge_index())
-    pairs, w, n = adjacency_edges(edge_index, weight.float(), graph.n)
+    pairs, w, n = adjacency_edges(edge_index, weight.float() if weighted else None, graph.n, symmetric)
     labels = np.asarray(labels, dtype=np.int64)
     onehot = torch.nn.functional.one_hot(torch.from_numpy(labels), max(n_clusters, int(labels.max()) + 1))
     return -float(dmon_losses(onehot.float(), pairs, w, n).spectral)
@@ -191,16 +209,13 @@ def _fingerprint(config: Config, ctx: RunContext, x: np.ndarray, graph: InNeighb
     """What a checkpoint's weights depend on besides the epoch cap: the settings, seed, K, the
     features and the graph, the code of this folder and of the shared GNN layers, the device type."""
     import hashlib
-    from pathlib import Path
 
     data = hashlib.sha1(np.ascontiguousarray(x).data)
     data.update(np.ascontiguousarray(graph.edge_index()[0]).data)
-    code = hashlib.sha1()
-    for path in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).parent.parent / "gnn_layers.py"]:
-        code.update(path.read_bytes())
     ignore = {"epochs", "torch_threads"}
     return {"settings": {k: v for k, v in config.model_dump().items() if k not in ignore}, "seed": ctx.seed,
-            "n_clusters": ctx.n_clusters, "data": data.hexdigest()[:16], "code": code.hexdigest()[:16],
+            "n_clusters": ctx.n_clusters, "data": data.hexdigest()[:16],
+            "code": checkpoints.code_fingerprint(sys.modules[__package__], gnn_layers),
             "device": str(ctx.device).split(":")[0]}
 
 
@@ -293,7 +308,10 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
         labels = KMeans(n_clusters=ctx.n_clusters, n_init=config.kmeans_n_init,
                         random_state=ctx.seed).fit_predict(embedding)
     inference_s = time.perf_counter() - start
-    extra = {"modularity": round(partition_modularity(graph, labels, ctx.n_clusters), 6),"epochs": epochs_run, "seconds_per_epoch": round(timer.mean, 3), "inference_s": round(inference_s, 3),
+    extra = {"modularity": round(partition_modularity(graph, labels, ctx.n_clusters), 6),
+             "modularity_dmon": round(partition_modularity(graph, labels, ctx.n_clusters, config.symmetric_adjacency,
+                                                           config.dmon_edge_weights), 6),
+             "epochs": epochs_run, "seconds_per_epoch": round(timer.mean, 3), "inference_s": round(inference_s, 3),
              "params": count_parameters(model), "hidden": hidden_size(config, x_np.shape[1]),
              "stopped_early": epochs_run < config.epochs, "best_loss_epoch": stop.best_epoch + 1,
              "clusters_used": int(len(np.unique(labels)))}

@@ -94,7 +94,7 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
     model = GHDCCNetwork(config, ctx.n_clusters).to(ctx.device)
     trainer = make_trainer(config, ctx, model, ghdcc_loss(config), images.shape[-1], "ghdcc",
                            training_fingerprint(config.model_copy(update=PREDICTION_DEFAULTS), ctx, images,
-                                                code=_code()))
+                                                code=code_fingerprint(sys.modules[__package__])))
     history = trainer.fit(images)
     model.eval()
     start = time.perf_counter()
@@ -107,8 +107,3 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
              "clusters_used": int(len(np.unique(labels))), "embedding": "GCN1 output (L2-normalised)"}
     # The embedding saved for figures (t-SNE/UMAP, the paper's Fig. 4) is GCN1's output.
     return Result(labels=labels, embedding=F.normalize(z, dim=1).numpy(), history=history, extra=extra)
-
-
-def _code() -> str:
-    """The hash of this method's code (every module of its folder but the figures)."""
-    return code_fingerprint(*(sys.modules[f"{__package__}.{m}"] for m in ('config', 'model', 'losses', 'training')))

@@ -64,7 +64,7 @@ def train_stage1(ctx: RunContext, config: Config, images: torch.Tensor) -> tuple
     """Stage 1 trained here (resumable), or loaded from ``stage1_from``."""
     torch.manual_seed(ctx.seed)
     model = Stage1Network(config, ctx.n_clusters).to(ctx.device)
-    fingerprint = training_fingerprint(config, ctx, images, code=_code())
+    fingerprint = training_fingerprint(config, ctx, images, code=code_fingerprint(sys.modules[__package__]))
     fingerprint["settings"] = {k: v for k, v in fingerprint["settings"].items() if k in STAGE1_FIELDS}
     if config.stage1_from:
         state = _load_stage1(model, config, fingerprint, ctx.seed)
@@ -212,8 +212,3 @@ def fit_predict(ctx: RunContext, config: Config) -> Result:
         labels = probs.argmax(1).astype(np.int64)
     extra.update(params=count_parameters(model), clusters_used=int(len(np.unique(labels))))
     return Result(labels=labels, embedding=np.asarray(embedding, np.float32), history=history, extra=extra)
-
-
-def _code() -> str:
-    """The hash of this method's code (every module of its folder but the figures)."""
-    return code_fingerprint(*(sys.modules[f"{__package__}.{m}"] for m in ('config', 'model', 'mgcn', 'training')))

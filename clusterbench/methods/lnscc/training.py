@@ -4,11 +4,12 @@ resumable checkpoints, per-epoch label-free health.
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 import numpy as np
 
-from .. import Result, RunContext
+from .. import Result, RunContext, checkpoints
 from ... import graphs
 from .config import BA, Config, DIS, IM_NEG, IM_POS, KIND_NAMES
 from .losses import clustering_loss, eta_schedule, loss_ba, loss_dis, neg_log_o, neg_log_one_minus_o, pair_energy
@@ -191,8 +192,6 @@ def fit_predict(ctx: RunContext, config: Config, on_epoch=None) -> Result:
     epoch (the diagnosis scripts score them; the pipeline does not pass it)."""
     import torch
     from tqdm.auto import tqdm
-
-    from .. import checkpoints
 
     if ctx.graph is None:
         raise ValueError("LNSCC needs the view's kNN graph (train runs provide one)")
@@ -384,19 +383,9 @@ def _fingerprint(config: Config, ctx: RunContext, x_fit, graph: graphs.KnnGraph)
     data.update(np.ascontiguousarray(graph.indices).data)
     return {"settings": {k: v for k, v in config.model_dump().items() if k not in ignore}, "seed": ctx.seed,
             "n_clusters": ctx.n_clusters, "data": data.hexdigest()[:16],
-            "code": _code(), "device": str(ctx.device).split(":")[0]}
+            "code": checkpoints.code_fingerprint(sys.modules[__package__], graphs),
+            "device": str(ctx.device).split(":")[0]}
 
-
-def _code() -> str:
-    """The hash of this method's code (every module of its folder but the figures)."""
-    import hashlib
-    from pathlib import Path
-
-    code = hashlib.sha1()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        if path.name != "figures.py":
-            code.update(path.read_bytes())
-    return code.hexdigest()[:16]
 
 
 def _plateaued(previous: float | None, current: float, tol: float | None) -> bool:
