@@ -96,9 +96,7 @@ def score_finished_seed(params, name: str, seed: int) -> dict:
         ctx = RunContext(view=view, graph=graph, seed=seed, n_clusters=view.n_clusters, device="cpu",
                          progress=False, workdir=Path(scratch) / "work", checkpoint_dir=state, log=refuse)
         result = impl.fit_predict(ctx, settings)
-    rows = np.arange(len(view.X)) if result.index is None else np.asarray(result.index)
-    if eval_rows is not None:
-        rows = eval_rows[rows]
+    rows = runs.evaluated_rows(result, view, eval_rows)
     scores = metrics.score(view.y[rows], np.asarray(result.labels), impl.TASK)
     return {key: round(float(value), 6) for key, value in scores.items()}
 

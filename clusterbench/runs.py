@@ -53,9 +53,7 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
                               out / f"seed-{seed}") for seed in profile.seeds)
         for seed, fit in zip(profile.seeds, fits):
             result = fit["result"]
-            rows = np.arange(len(view.X)) if result.index is None else np.asarray(result.index)
-            if eval_rows is not None:  # rows of the test-split sub-view -> rows of the view
-                rows = eval_rows[rows]
+            rows = evaluated_rows(result, view, eval_rows)
             if index is None:
                 index = rows
             elif not np.array_equal(index, rows):
@@ -85,6 +83,13 @@ def execute(params: Params, block: str, name: str, progress: bool = True) -> dic
             record["warnings"] = warnings
         io.write_json(out / "run.json", record)
     return record
+
+
+def evaluated_rows(result, view: View, eval_rows: np.ndarray | None) -> np.ndarray:
+    """The rows of the run's view that a seed's labels belong to (its ``index``, else every row
+    of the view it was given; a test-split sub-view's rows mapped back to the whole view)."""
+    rows = np.arange(len(view.X)) if result.index is None else np.asarray(result.index)
+    return rows if eval_rows is None else eval_rows[rows]
 
 
 def load_run_view(run) -> tuple[View, np.ndarray | None]:
