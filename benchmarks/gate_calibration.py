@@ -37,28 +37,30 @@ def seed_list(text: str) -> list[int]:
 def extra_seeds(names: list[str], seeds: list[int]) -> dict:
     params = config.load()
     out: dict[str, dict[str, list[float]]] = {}
-    scratch = Path(tempfile.mkdtemp(prefix="gate-calibration-"))
-    original_run_dir = io.run_dir
-    io.run_dir = lambda profile, name: scratch / profile / name  # into the scratch folder, not data/
-    try:
-        for name in names:
-            block = "train" if name in params.train else "baselines"
-            run = getattr(params, block)[name]
-            profile = params.profiles[run.profile]
-            saved = list(profile.seeds)
-            object.__setattr__(profile, "seeds", seeds)
-            t0 = time.perf_counter()
-            try:
-                runs.execute(params, block, name, progress=False)
-            finally:
-                object.__setattr__(profile, "seeds", saved)
-            view = View.load(io.view_path(run.profile, run.view))
-            summary = scoring.score_run(io.run_dir(run.profile, name), view)
-            out[name] = {m: v for m, v in summary["per_seed"].items() if m in gate.GATED_METRICS}
-            print(f"{name}: seeds {seeds[0]}-{seeds[-1]} in {time.perf_counter() - t0:.0f} s: "
-                  + ", ".join(f"{m} {sum(v) / len(v):.3f}" for m, v in out[name].items()), file=sys.stderr)
-    finally:
-        io.run_dir = original_run_dir
+    # Runs go to a scratch folder (removed afterwards), never into data/.
+    with tempfile.TemporaryDirectory(prefix="gate-calibration-") as tmp:
+        scratch = Path(tmp)
+        original_run_dir = io.run_dir
+        io.run_dir = lambda profile, name: scratch / profile / name
+        try:
+            for name in names:
+                block = "train" if name in params.train else "baselines"
+                run = getattr(params, block)[name]
+                profile = params.profiles[run.profile]
+                saved = list(profile.seeds)
+                object.__setattr__(profile, "seeds", seeds)
+                t0 = time.perf_counter()
+                try:
+                    runs.execute(params, block, name, progress=False)
+                finally:
+                    object.__setattr__(profile, "seeds", saved)
+                view = View.load(io.view_path(run.profile, run.view))
+                summary = scoring.score_run(io.run_dir(run.profile, name), view)
+                out[name] = {m: v for m, v in summary["per_seed"].items() if m in gate.GATED_METRICS}
+                print(f"{name}: seeds {seeds[0]}-{seeds[-1]} in {time.perf_counter() - t0:.0f} s: "
+                      + ", ".join(f"{m} {sum(v) / len(v):.3f}" for m, v in out[name].items()), file=sys.stderr)
+        finally:
+            io.run_dir = original_run_dir
     return out
 
 
