@@ -132,7 +132,9 @@ def origin(tmp_path_factory) -> Path:
 
 
 def test_default_remote_is_a_folder_beside_the_repository(origin):
-    tokens = dvc(origin, "remote", "list").split()  # "store <absolute path> (default)", maybe wrapped
+    # "store <absolute path> (default)"; DVC fits its table to the terminal width and cuts long
+    # paths, so give it a terminal wide enough for any scratch path.
+    tokens = dvc(origin, "remote", "list", env={**_base_env(origin), "COLUMNS": "100000"}).split()
     at = tokens.index(DEFAULT_REMOTE)
     assert Path(tokens[at + 1]) == origin.parent / DEFAULT_REMOTE_DIR and tokens[at + 2] == "(default)"
     beside = origin.parent / DEFAULT_REMOTE_DIR
